@@ -1,0 +1,1 @@
+"""Shared building blocks of the bilevel benchmark (problems, oracles, solvers)."""

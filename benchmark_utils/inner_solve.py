@@ -1,0 +1,54 @@
+"""Full-batch solve of the inner problem, y*(x) = argmin_y g(x, y)."""
+import torch
+
+from benchmark_utils.hessian_inverse import conjugate_gradient
+
+
+def solve_inner(problem, outer_var, inner_var=None, tol=1e-6, max_iter=50):
+    """Newton-CG with an Armijo line search, warm started at ``inner_var``.
+
+    Stops when ``||grad_y g|| <= tol * max(1, ||grad_y g(x, y_start)||)`` or
+    when the line search can no longer decrease g (the precision limit of the
+    dtype). Returns ``(inner_var, grad_norm)``.
+    """
+    y = (problem.inner_var0 if inner_var is None else inner_var).clone()
+    grad = problem.grad_inner_y(y, outer_var)
+    gnorm = float(grad.norm())
+    threshold = tol * max(1.0, gnorm)
+    for _ in range(max_iter):
+        if not gnorm > threshold:  # also stops on nan
+            break
+        direction = conjugate_gradient(
+            lambda v: problem.hvp(y, outer_var, v), -grad,
+            tol=min(0.5, gnorm ** 0.5), max_iter=200,
+        )
+        value = problem.inner(y, outer_var)
+        slope = float(grad @ direction)
+        step = 1.0
+        for _ in range(20):
+            candidate = y + step * direction
+            if problem.inner(candidate, outer_var) <= value + 1e-4 * step \
+                    * slope:
+                break
+            step /= 2
+        else:
+            break
+        y = candidate
+        grad = problem.grad_inner_y(y, outer_var)
+        gnorm = float(grad.norm())
+    return y, gnorm
+
+
+def hypergradient(problem, outer_var, inner_var, tol=1e-10, max_iter=None,
+                  v0=None):
+    """grad h(x) = grad_x f + J v with v = -H^{-1} grad_y f, at (x, inner_var).
+
+    The linear system is solved by conjugate gradient (warm started at
+    ``v0``). Returns ``(hypergradient, v)``.
+    """
+    grad_y_f, grad_x_f = problem.grad_outer(inner_var, outer_var)
+    v = conjugate_gradient(
+        lambda u: problem.hvp(inner_var, outer_var, u), -grad_y_f,
+        x0=v0, tol=tol, max_iter=max_iter,
+    )
+    return grad_x_f + problem.cross(inner_var, outer_var, v), v

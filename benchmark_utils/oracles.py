@@ -1,0 +1,84 @@
+"""Autograd oracles of a bilevel problem.
+
+Every function takes a loss ``fn(inner_var, outer_var, idx) -> scalar`` and
+returns first or second order derivatives of it. They are the default oracles
+of :class:`benchmark_utils.problem.BilevelProblem` and the reference that
+closed-form oracles are tested against.
+
+Notation (ALGORITHMS.md): ``H v = d2_yy g v`` and ``J v = d2_xy g v`` (the
+x-gradient of ``<grad_y g, v>``).
+"""
+import torch
+
+
+def _leaves(*tensors):
+    return [t.detach().requires_grad_(True) for t in tensors]
+
+
+def value_and_grads(fn, inner_var, outer_var, idx=None):
+    """Return ``fn`` and its gradients in ``inner_var`` and ``outer_var``."""
+    with torch.enable_grad():
+        y, x = _leaves(inner_var, outer_var)
+        value = fn(y, x, idx)
+        grad_y, grad_x = torch.autograd.grad(value, (y, x), allow_unused=True)
+    return (value.detach(), _dense(grad_y, inner_var),
+            _dense(grad_x, outer_var))
+
+
+def grad_y(fn, inner_var, outer_var, idx=None):
+    with torch.enable_grad():
+        y = inner_var.detach().requires_grad_(True)
+        value = fn(y, outer_var.detach(), idx)
+        (grad,) = torch.autograd.grad(value, y, allow_unused=True)
+    return _dense(grad, inner_var)
+
+
+def grad_x(fn, inner_var, outer_var, idx=None):
+    with torch.enable_grad():
+        x = outer_var.detach().requires_grad_(True)
+        value = fn(inner_var.detach(), x, idx)
+        (grad,) = torch.autograd.grad(value, x, allow_unused=True)
+    return _dense(grad, outer_var)
+
+
+def inner_oracles(fn, inner_var, outer_var, v, idx=None):
+    """Return ``(grad_y g, H v, J v)`` from one forward and one double backward.
+
+    The gradient is built with ``create_graph=True`` so that the products with
+    ``v`` come from a single backward pass of ``<grad_y g, v>``.
+    """
+    with torch.enable_grad():
+        y, x = _leaves(inner_var, outer_var)
+        value = fn(y, x, idx)
+        (grad,) = torch.autograd.grad(value, y, create_graph=True)
+        hvp, cross = torch.autograd.grad(
+            grad, (y, x), grad_outputs=v.detach(), allow_unused=True
+        )
+    return grad.detach(), _dense(hvp, inner_var), _dense(cross, outer_var)
+
+
+def hvp(fn, inner_var, outer_var, v, idx=None):
+    """``H v``: the y-gradient of ``<grad_y g, v>``."""
+    with torch.enable_grad():
+        y = inner_var.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(fn(y, outer_var.detach(), idx), y,
+                                      create_graph=True)
+        (prod,) = torch.autograd.grad(grad, y, grad_outputs=v.detach(),
+                                      allow_unused=True)
+    return _dense(prod, inner_var)
+
+
+def cross(fn, inner_var, outer_var, v, idx=None):
+    """``J v``: the x-gradient of ``<grad_y g, v>``."""
+    with torch.enable_grad():
+        y, x = _leaves(inner_var, outer_var)
+        (grad,) = torch.autograd.grad(fn(y, x, idx), y, create_graph=True)
+        (prod,) = torch.autograd.grad(grad, x, grad_outputs=v.detach(),
+                                      allow_unused=True)
+    return _dense(prod, outer_var)
+
+
+def _dense(grad, like):
+    # A loss that does not depend on a variable has a zero gradient, which
+    # autograd reports as None.
+    return torch.zeros_like(like) if grad is None else grad.detach()

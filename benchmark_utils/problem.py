@@ -1,0 +1,102 @@
+"""BilevelProblem: the contract between datasets, the objective and solvers.
+
+    min_x  h(x) = f(x, y*(x))   with   y*(x) = argmin_y g(x, y)
+
+``g`` (``inner``) and ``f`` (``outer``) are means over ``n_inner`` and
+``n_outer`` samples. A batch ``idx`` is a LongTensor of sample indices, or
+``None`` for the full set. Variables are flat 1-D tensors on ``device``.
+
+A subclass implements ``inner``, ``outer`` and ``metrics``; it may override
+any oracle with a closed form (the autograd versions of
+:mod:`benchmark_utils.oracles` are the default and the reference).
+"""
+import torch
+
+from benchmark_utils import oracles
+
+
+class BilevelProblem:
+    """Base class of every problem a dataset returns.
+
+    Attributes a subclass sets in ``__init__`` (through ``super().__init__``):
+    ``n_inner``, ``n_outer`` (sample counts), ``inner_var0``, ``outer_var0``
+    (starting points, which fix ``device`` and ``dtype``).
+    """
+
+    #: True when g is strongly convex in y, so y*(x) and h(x) are defined.
+    strongly_convex = True
+
+    def __init__(self, n_inner, n_outer, inner_var0, outer_var0):
+        for name, n in (("n_inner", n_inner), ("n_outer", n_outer)):
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"{name} must be a positive int, got {n!r}.")
+        if inner_var0.ndim != 1 or outer_var0.ndim != 1:
+            raise ValueError("inner_var0 and outer_var0 must be 1-D tensors.")
+        self.n_inner = n_inner
+        self.n_outer = n_outer
+        self.inner_var0 = inner_var0
+        self.outer_var0 = outer_var0
+
+    @property
+    def device(self):
+        return self.inner_var0.device
+
+    @property
+    def dtype(self):
+        return self.inner_var0.dtype
+
+    @property
+    def dim_inner(self):
+        return self.inner_var0.numel()
+
+    @property
+    def dim_outer(self):
+        return self.outer_var0.numel()
+
+    # -- losses (subclasses implement) --------------------------------------
+    def inner(self, inner_var, outer_var, idx=None):
+        """g(x, y): mean inner loss over the samples ``idx``."""
+        raise NotImplementedError
+
+    def outer(self, inner_var, outer_var, idx=None):
+        """f(x, y): mean outer loss over the samples ``idx``."""
+        raise NotImplementedError
+
+    def metrics(self, inner_var, outer_var):
+        """Task metrics (test accuracy, ...) as a dict of floats."""
+        return {}
+
+    # -- oracles (autograd defaults; override with closed forms) ------------
+    def grad_inner(self, inner_var, outer_var, idx=None):
+        """(grad_y g, grad_x g)."""
+        return oracles.value_and_grads(self.inner, inner_var, outer_var,
+                                       idx)[1:]
+
+    def grad_outer(self, inner_var, outer_var, idx=None):
+        """(grad_y f, grad_x f)."""
+        return oracles.value_and_grads(self.outer, inner_var, outer_var,
+                                       idx)[1:]
+
+    def grad_inner_y(self, inner_var, outer_var, idx=None):
+        return oracles.grad_y(self.inner, inner_var, outer_var, idx)
+
+    def grad_inner_x(self, inner_var, outer_var, idx=None):
+        return oracles.grad_x(self.inner, inner_var, outer_var, idx)
+
+    def grad_outer_y(self, inner_var, outer_var, idx=None):
+        return oracles.grad_y(self.outer, inner_var, outer_var, idx)
+
+    def grad_outer_x(self, inner_var, outer_var, idx=None):
+        return oracles.grad_x(self.outer, inner_var, outer_var, idx)
+
+    def hvp(self, inner_var, outer_var, v, idx=None):
+        """H v = d2_yy g(x, y) v."""
+        return oracles.hvp(self.inner, inner_var, outer_var, v, idx)
+
+    def cross(self, inner_var, outer_var, v, idx=None):
+        """J v = d2_xy g(x, y) v (a vector of the outer dimension)."""
+        return oracles.cross(self.inner, inner_var, outer_var, v, idx)
+
+    def inner_oracles(self, inner_var, outer_var, v, idx=None):
+        """(grad_y g, H v, J v) at one point, sharing one backward pass."""
+        return oracles.inner_oracles(self.inner, inner_var, outer_var, v, idx)

@@ -1,0 +1,165 @@
+"""A finite-sum quadratic bilevel problem with a closed-form solution.
+
+Inner samples i and outer samples j:
+
+    g_i(x, y) = 1/2 (a_i.y - b_i.x - c_i)^2 + mu/2 ||y||^2
+    f_j(x, y) = 1/2 (d_j.y - e_j)^2 + outer_reg/2 ||x||^2
+
+so H = A^T A / n + mu I is constant, y*(x) = M x + m0 is affine and
+h(x) = f(x, y*(x)) is a strongly convex quadratic: y*(x), h(x), grad h(x)
+and its minimizer x* are exact (computed in float64).
+"""
+import torch
+
+from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.validation import check_positive, check_positive_int
+
+
+class QuadraticProblem(BilevelProblem):
+    """Quadratic bilevel problem; see the module docstring.
+
+    The spectrum of H is log-spaced in [1 / cond, 1], a quarter of its
+    smallest eigenvalue coming from the ridge ``mu`` so that every g_i is
+    strongly convex.
+    """
+
+    def __init__(self, n_inner=200, n_outer=100, dim_inner=10, dim_outer=5,
+                 cond=10.0, outer_reg=0.1, random_state=0,
+                 dtype=torch.float64, device="cpu"):
+        n_inner = check_positive_int(n_inner, "n_inner")
+        n_outer = check_positive_int(n_outer, "n_outer")
+        dim_inner = check_positive_int(dim_inner, "dim_inner")
+        dim_outer = check_positive_int(dim_outer, "dim_outer")
+        if n_inner < dim_inner:
+            raise ValueError(
+                f"n_inner must be >= dim_inner ({dim_inner}) so that the "
+                f"spectrum of H is exact, got {n_inner}."
+            )
+        check_positive(cond, "cond")
+        if cond < 1:
+            raise ValueError(f"cond must be >= 1, got {cond!r}.")
+        check_positive(outer_reg, "outer_reg")
+
+        gen = torch.Generator().manual_seed(
+            check_positive_int(random_state, "random_state", allow_zero=True)
+        )
+
+        def randn(*shape):
+            return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+        eigs = torch.logspace(-torch.log10(torch.tensor(float(cond))), 0,
+                              dim_inner, dtype=torch.float64)
+        mu = float(eigs[0]) / 4
+        q, _ = torch.linalg.qr(randn(n_inner, dim_inner))
+        v, _ = torch.linalg.qr(randn(dim_inner, dim_inner))
+        a = n_inner ** 0.5 * q * (eigs - mu).sqrt() @ v.T
+        # b_i = W^T a_i + noise makes y*(x) close to W x, so that h depends
+        # on x through the inner problem and not only through outer_reg.
+        b = a @ randn(dim_inner, dim_outer) + 0.1 * randn(n_inner, dim_outer)
+        c = randn(n_inner)
+        d = randn(n_outer, dim_inner) / dim_inner ** 0.5
+        e = d @ randn(dim_inner) + 0.5 * randn(n_outer)
+
+        self.mu, self.outer_reg = mu, outer_reg
+        self.a, self.b, self.c, self.d, self.e = (
+            t.to(device=device, dtype=dtype) for t in (a, b, c, d, e)
+        )
+        # Closed forms, in float64 whatever the working dtype.
+        hess = a.T @ a / n_inner + mu * torch.eye(dim_inner,
+                                                  dtype=torch.float64)
+        self._m = torch.linalg.solve(hess, a.T @ b / n_inner)
+        self._m0 = torch.linalg.solve(hess, a.T @ c / n_inner)
+        self._d, self._e = d, e
+        dm = d @ self._m
+        lhs = dm.T @ dm / n_outer + outer_reg * torch.eye(
+            dim_outer, dtype=torch.float64)
+        self.outer_star = torch.linalg.solve(lhs, -dm.T @ (d @ self._m0 - e)
+                                             / n_outer)
+        self.value_star = self.value_function(self.outer_star)
+
+        super().__init__(
+            n_inner, n_outer,
+            inner_var0=torch.zeros(dim_inner, dtype=dtype, device=device),
+            outer_var0=torch.zeros(dim_outer, dtype=dtype, device=device),
+        )
+
+    # -- losses -------------------------------------------------------------
+    def _inner_residual(self, inner_var, outer_var, idx):
+        a, b, c = self.a, self.b, self.c
+        if idx is not None:
+            a, b, c = a[idx], b[idx], c[idx]
+        return a, b, a @ inner_var - b @ outer_var - c
+
+    def inner(self, inner_var, outer_var, idx=None):
+        _, _, res = self._inner_residual(inner_var, outer_var, idx)
+        return 0.5 * (res ** 2).mean() + 0.5 * self.mu * inner_var @ inner_var
+
+    def outer(self, inner_var, outer_var, idx=None):
+        d, e = (self.d, self.e) if idx is None else (self.d[idx], self.e[idx])
+        res = d @ inner_var - e
+        return 0.5 * (res ** 2).mean() + 0.5 * self.outer_reg * \
+            outer_var @ outer_var
+
+    # -- closed-form oracles -------------------------------------------------
+    def grad_inner(self, inner_var, outer_var, idx=None):
+        a, b, res = self._inner_residual(inner_var, outer_var, idx)
+        return (a.T @ res / len(res) + self.mu * inner_var,
+                -(b.T @ res) / len(res))
+
+    def grad_inner_y(self, inner_var, outer_var, idx=None):
+        return self.grad_inner(inner_var, outer_var, idx)[0]
+
+    def grad_inner_x(self, inner_var, outer_var, idx=None):
+        return self.grad_inner(inner_var, outer_var, idx)[1]
+
+    def grad_outer(self, inner_var, outer_var, idx=None):
+        d, e = (self.d, self.e) if idx is None else (self.d[idx], self.e[idx])
+        return (d.T @ (d @ inner_var - e) / len(e),
+                self.outer_reg * outer_var)
+
+    def grad_outer_y(self, inner_var, outer_var, idx=None):
+        return self.grad_outer(inner_var, outer_var, idx)[0]
+
+    def grad_outer_x(self, inner_var, outer_var, idx=None):
+        return self.outer_reg * outer_var
+
+    def hvp(self, inner_var, outer_var, v, idx=None):
+        a = self.a if idx is None else self.a[idx]
+        return a.T @ (a @ v) / len(a) + self.mu * v
+
+    def cross(self, inner_var, outer_var, v, idx=None):
+        a, b = (self.a, self.b) if idx is None else (self.a[idx], self.b[idx])
+        return -(b.T @ (a @ v)) / len(a)
+
+    def inner_oracles(self, inner_var, outer_var, v, idx=None):
+        a, b, res = self._inner_residual(inner_var, outer_var, idx)
+        av = a @ v
+        n = len(res)
+        return (a.T @ res / n + self.mu * inner_var,
+                a.T @ av / n + self.mu * v,
+                -(b.T @ av) / n)
+
+    # -- exact solution -------------------------------------------------------
+    def inner_solution(self, outer_var):
+        """y*(x) in float64."""
+        return self._m @ outer_var.double().cpu() + self._m0
+
+    def value_function(self, outer_var):
+        """h(x) = f(x, y*(x)) in float64."""
+        x = outer_var.double().cpu()
+        res = self._d @ self.inner_solution(x) - self._e
+        return float(0.5 * (res ** 2).mean() + 0.5 * self.outer_reg * x @ x)
+
+    def hypergradient(self, outer_var):
+        """grad h(x) in float64."""
+        x = outer_var.double().cpu()
+        res = self._d @ self.inner_solution(x) - self._e
+        return self._m.T @ (self._d.T @ res) / len(res) + self.outer_reg * x
+
+    def metrics(self, inner_var, outer_var):
+        return dict(
+            suboptimality=self.value_function(outer_var) - self.value_star,
+            hypergrad_norm=float(self.hypergradient(outer_var).norm()),
+            inner_error=float((inner_var.double().cpu()
+                               - self.inner_solution(outer_var)).norm()),
+        )

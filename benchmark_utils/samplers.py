@@ -1,0 +1,79 @@
+"""Minibatch samplers, seeded from a solver's ``torch.Generator``.
+
+A batch is a LongTensor of sample indices, or ``None`` for the full set
+(``batch_size="full"``), as ``BilevelProblem`` expects.
+"""
+import torch
+
+from benchmark_utils.validation import check_batch_size
+
+
+class BatchSampler:
+    """Minibatches of ``range(n_samples)``, reshuffled at every epoch.
+
+    Each epoch visits every sample exactly once; when ``batch_size`` does not
+    divide ``n_samples`` the last batch of the epoch is the smaller remainder,
+    and since losses are means over the batch it stays an unbiased estimate.
+    """
+
+    def __init__(self, n_samples, batch_size, generator, device="cpu"):
+        self.n_samples = n_samples
+        self.batch_size = check_batch_size(batch_size)
+        self.generator = generator
+        self.device = torch.device(device)
+        self.full = batch_size == "full" or batch_size >= n_samples
+        self._batches = []
+
+    def __call__(self):
+        if self.full:
+            return None
+        if not self._batches:
+            self._batches = list(self.epoch())[::-1]
+        return self._batches.pop()
+
+    def epoch(self):
+        """The batches of one new epoch, in order."""
+        perm = torch.randperm(self.n_samples, generator=self.generator)
+        return [b.to(self.device) for b in perm.split(self.batch_size)]
+
+
+class BatchPartition:
+    """A fixed partition of the samples into batches, for memory methods.
+
+    ``sample()`` returns ``(batch_id, idx)`` with ``batch_id`` drawn with
+    probability ``weights[batch_id] = len(idx) / n_samples``, so that a SAGA
+    estimate ``c_b - memory[b] + sum_b weights[b] memory[b]`` is unbiased
+    even when the last batch is smaller.
+    """
+
+    _DRAWS = 4096  # batch ids drawn per call to the generator
+
+    def __init__(self, n_samples, batch_size, generator, device="cpu"):
+        check_batch_size(batch_size)
+        self.generator = generator
+        if batch_size == "full" or batch_size >= n_samples:
+            self.batches = [None]
+            sizes = torch.tensor([n_samples])
+        else:
+            perm = torch.randperm(n_samples, generator=generator)
+            self.batches = [b.to(device) for b in perm.split(batch_size)]
+            sizes = torch.tensor([len(b) for b in self.batches])
+        self.weights = sizes.double() / n_samples
+        self._uniform = bool((sizes == sizes[0]).all())
+        self._ids = []
+
+    def __len__(self):
+        return len(self.batches)
+
+    def sample(self):
+        if not self._ids:
+            if self._uniform:
+                ids = torch.randint(len(self.batches), (self._DRAWS,),
+                                    generator=self.generator)
+            else:
+                ids = torch.multinomial(self.weights, self._DRAWS,
+                                        replacement=True,
+                                        generator=self.generator)
+            self._ids = ids.tolist()[::-1]
+        batch_id = self._ids.pop()
+        return batch_id, self.batches[batch_id]

@@ -1,0 +1,101 @@
+"""StochasticBilevelSolver: everything a solver needs but its algorithm.
+
+A solver file subclasses it and writes ``init_state()`` (returns a state
+object holding the solver's variables) and ``step(state)`` (one iteration,
+updating ``state`` in place). The base class owns benchopt's callback loop,
+the minibatch samplers, the random generator, oracle counting and divergence
+detection.
+"""
+from types import SimpleNamespace
+
+import torch
+from benchopt import BaseSolver
+from benchopt.stopping_criterion import SufficientProgressCriterion
+
+from benchmark_utils.counting import CountingProblem
+from benchmark_utils.samplers import BatchSampler
+from benchmark_utils.validation import check_batch_size, check_positive_int
+
+#: Parameters every solver has; solvers list them in their ``parameters``.
+COMMON_PARAMETERS = {
+    "batch_size": [64],
+    "eval_freq": [16],
+    "random_state": [None],
+}
+
+
+class State(SimpleNamespace):
+    """The variables of a solver (``inner_var``, ``outer_var``, ...)."""
+
+
+class StochasticBilevelSolver(BaseSolver):
+    sampling_strategy = "callback"
+    # Stochastic curves are noisy: only stop when the value has not improved
+    # for many evaluations (or on divergence, which benchopt also detects).
+    stopping_criterion = SufficientProgressCriterion(
+        patience=50, strategy="callback"
+    )
+    requirements = ["pip::torch"]
+
+    #: Name of the state attribute returned as the model to evaluate.
+    reported_inner = "inner_var"
+
+    def set_objective(self, problem):
+        self.problem = problem
+        self.batch_size = check_batch_size(self.batch_size)
+        self.eval_freq = check_positive_int(self.eval_freq, "eval_freq")
+        self.state = None
+
+    def _seed(self):
+        if self.random_state is not None:
+            return check_positive_int(self.random_state, "random_state",
+                                      allow_zero=True)
+        return self.get_seed(use_repetition=True)
+
+    def reset(self):
+        """Fresh generator, samplers and counters; then ``init_state()``."""
+        self.generator = torch.Generator().manual_seed(self._seed())
+        self.oracles = CountingProblem(self.problem)
+        device = self.problem.device
+        self.inner_batch = BatchSampler(self.problem.n_inner, self.batch_size,
+                                        self.generator, device)
+        self.outer_batch = BatchSampler(self.problem.n_outer, self.batch_size,
+                                        self.generator, device)
+        self.n_iter = 0
+        self.state = self.init_state()
+
+    def run(self, callback):
+        self.reset()
+        while callback():
+            for _ in range(self.eval_freq):
+                self.n_iter += 1
+                self.step(self.state)
+            if self.problem.device.type == "cuda":
+                # Kernels are asynchronous: wait for them so that benchopt's
+                # timer charges the work to the solver.
+                torch.cuda.synchronize(self.problem.device)
+            if not self._is_finite():
+                break
+
+    def _is_finite(self):
+        return all(bool(torch.isfinite(v).all()) for v in self._result_vars())
+
+    def _result_vars(self):
+        return (getattr(self.state, self.reported_inner),
+                self.state.outer_var)
+
+    def get_result(self):
+        inner_var, outer_var = self._result_vars()
+        return dict(inner_var=inner_var.detach().clone(),
+                    outer_var=outer_var.detach().clone(),
+                    oracle_counts=dict(self.oracles.counts,
+                                       n_iter=self.n_iter))
+
+    # -- what a solver file writes -------------------------------------------
+    def init_state(self):
+        """Validate parameters and return the initial ``State``."""
+        raise NotImplementedError
+
+    def step(self, state):
+        """One iteration of the algorithm, updating ``state`` in place."""
+        raise NotImplementedError

@@ -1,0 +1,84 @@
+"""Parameter checks shared by datasets and solvers: clear ValueErrors."""
+import numbers
+
+import torch
+
+
+def check_positive(value, name, allow_zero=False):
+    """A real number > 0 (or >= 0 with ``allow_zero``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+    return value
+
+
+def check_positive_int(value, name, allow_zero=False):
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        bound = ">= 0" if allow_zero else ">= 1"
+        raise ValueError(f"{name} must be an int {bound}, got {value!r}.")
+    return int(value)
+
+
+def check_interval(value, name, low, high, closed="right"):
+    """A number in (low, high] (``closed="right"``), [low, high], ..."""
+    left = closed in ("both", "left")
+    right = closed in ("both", "right")
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = (low <= value if left else low < value) and \
+             (value <= high if right else value < high)
+    if not ok:
+        interval = f"{'[' if left else '('}{low}, {high}{']' if right else ')'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+    return value
+
+
+def check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(
+            f"{name} must be one of {list(choices)}, got {value!r}."
+        )
+    return value
+
+
+def check_batch_size(batch_size, name="batch_size"):
+    """A positive int or the string ``"full"``."""
+    if batch_size == "full":
+        return batch_size
+    if isinstance(batch_size, bool) or \
+            not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(
+            f"{name} must be a positive int or 'full', got {batch_size!r}."
+        )
+    return int(batch_size)
+
+
+def check_device(device, name="device"):
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    accepted = "'cpu', 'cuda', 'cuda:<index>' or 'auto'"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name} must be one of {accepted}, got {device!r}.")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{name}={device!r} asks for CUDA but torch sees no CUDA device; "
+            f"use one of {accepted}."
+        )
+    return dev
+
+
+def check_dtype(dtype, name="dtype"):
+    dtypes = {"float32": torch.float32, "float64": torch.float64}
+    check_choice(dtype, name, list(dtypes))
+    return dtypes[dtype]

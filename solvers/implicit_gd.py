@@ -1,0 +1,45 @@
+"""Implicit-GD: full-batch gradient descent on h(x) = f(x, y*(x)).
+
+The reference solver: each iteration uses the exact hypergradient of the
+implicit function theorem (ALGORITHMS.md),
+    grad h(x) = grad_x f(x, y*) + J(x, y*) v*,  v* = -H(x, y*)^{-1} grad_y f,
+with y*(x) from a warm-started Newton-CG solve of the inner problem (to
+``inner_tol``) and v* from conjugate gradient (to ``cg_tol``, warm started).
+It is slow per iteration but free of stochastic or approximation error, so
+other solvers are measured against it.
+"""
+from benchmark_utils.inner_solve import hypergradient, solve_inner
+from benchmark_utils.solver import State, StochasticBilevelSolver
+from benchmark_utils.validation import check_choice, check_positive
+
+
+class Solver(StochasticBilevelSolver):
+    name = "Implicit-GD"
+    parameters = {
+        "step_size": [0.3],
+        "inner_tol": [1e-10],
+        "cg_tol": [1e-10],
+        "batch_size": ["full"],
+        "eval_freq": [1],
+        "random_state": [None],
+    }
+    test_config = {"step_size": 0.3}
+
+    def init_state(self):
+        check_positive(self.step_size, "step_size")
+        check_positive(self.inner_tol, "inner_tol")
+        check_positive(self.cg_tol, "cg_tol")
+        check_choice(self.batch_size, "batch_size", ["full"])
+        outer_var = self.problem.outer_var0.clone()
+        inner_var, _ = solve_inner(self.oracles, outer_var, tol=self.inner_tol)
+        return State(inner_var=inner_var, outer_var=outer_var, v=None)
+
+    def step(self, state):
+        direction, state.v = hypergradient(
+            self.oracles, state.outer_var, state.inner_var, tol=self.cg_tol,
+            v0=state.v,
+        )
+        state.outer_var = state.outer_var - self.step_size * direction
+        state.inner_var, _ = solve_inner(
+            self.oracles, state.outer_var, state.inner_var, tol=self.inner_tol
+        )

@@ -1,0 +1,63 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmark_utils.quadratic import QuadraticProblem  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bench():
+    from benchopt.benchmark import Benchmark
+    return Benchmark(str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def solver_classes(bench):
+    return {s.name: s for s in bench.get_solvers()}
+
+
+@pytest.fixture
+def quadratic():
+    """A small, well-conditioned quadratic problem in float64."""
+    return QuadraticProblem(n_inner=200, n_outer=100, dim_inner=10,
+                            dim_outer=5, cond=10.0, random_state=0)
+
+
+@pytest.fixture
+def make_solver(solver_classes):
+    """make_solver(name, problem, **params) -> solver ready to step.
+
+    ``solver.state`` is initialized and ``solver.step(solver.state)`` runs
+    one iteration, as in a benchopt run.
+    """
+    def make(name, problem, **params):
+        params.setdefault("random_state", 0)
+        solver = solver_classes[name].get_instance(**params)
+        solver.set_objective(problem=problem)
+        solver.reset()
+        return solver
+    return make
+
+
+def run_steps(solver, n_steps):
+    for _ in range(n_steps):
+        solver.n_iter += 1
+        solver.step(solver.state)
+    return solver.state
+
+
+def relative_hypergrad(problem, solver):
+    """||grad h(x_k)|| / ||grad h(x_0)|| for the solver's current x."""
+    x = solver.get_result()["outer_var"]
+    return float(problem.hypergradient(x).norm()
+                 / problem.hypergradient(problem.outer_var0).norm())
+
+
+DATA_HOME = os.environ.get("BENCHOPT_DATA_HOME")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
