@@ -37,6 +37,8 @@ def grad_x(fn, inner_var, outer_var, idx=None):
     with torch.enable_grad():
         x = outer_var.detach().requires_grad_(True)
         value = fn(inner_var.detach(), x, idx)
+        if not value.requires_grad:  # fn does not depend on x
+            return torch.zeros_like(outer_var)
         (grad,) = torch.autograd.grad(value, x, allow_unused=True)
     return _dense(grad, outer_var)
 
@@ -73,6 +75,8 @@ def cross(fn, inner_var, outer_var, v, idx=None):
     with torch.enable_grad():
         y, x = _leaves(inner_var, outer_var)
         (grad,) = torch.autograd.grad(fn(y, x, idx), y, create_graph=True)
+        if not grad.requires_grad:  # g is linear in y
+            return torch.zeros_like(outer_var)
         (prod,) = torch.autograd.grad(grad, x, grad_outputs=v.detach(),
                                       allow_unused=True)
     return _dense(prod, outer_var)

@@ -9,6 +9,8 @@ so H = A^T A / n + mu I is constant, y*(x) = M x + m0 is affine and
 h(x) = f(x, y*(x)) is a strongly convex quadratic: y*(x), h(x), grad h(x)
 and its minimizer x* are exact (computed in float64).
 """
+import math
+
 import torch
 
 from benchmark_utils.problem import BilevelProblem
@@ -47,7 +49,7 @@ class QuadraticProblem(BilevelProblem):
         def randn(*shape):
             return torch.randn(*shape, generator=gen, dtype=torch.float64)
 
-        eigs = torch.logspace(-torch.log10(torch.tensor(float(cond))), 0,
+        eigs = torch.logspace(-math.log10(cond), 0,
                               dim_inner, dtype=torch.float64)
         mu = float(eigs[0]) / 4
         q, _ = torch.linalg.qr(randn(n_inner, dim_inner))

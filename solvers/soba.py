@@ -1,0 +1,46 @@
+"""SOBA: stochastic single-loop bilevel optimization.
+
+Dagréou, Ablin, Vaiter, Moreau, "A framework for bilevel optimization that
+enables stochastic and global variance reduction algorithms", NeurIPS 2022.
+SABA (solvers/saba.py) is the same update with SAGA variance reduction.
+
+Three variables move together, all from the current point, with one inner
+batch i and one outer batch j per iteration:
+    y <- y - rho   * grad_y g_i(x, y)
+    v <- v - rho   * (H_i(x, y) v + grad_y f_j(x, y))
+    x <- x - gamma * (J_i(x, y) v + grad_x f_j(x, y))
+v tracks -H^{-1} grad_y f, so J v + grad_x f estimates grad h(x).
+This file is also the README's template for a new solver.
+"""
+from benchmark_utils.solver import (COMMON_PARAMETERS, State,
+                                    StochasticBilevelSolver)
+from benchmark_utils.validation import check_positive
+
+
+class Solver(StochasticBilevelSolver):
+    name = "SOBA"
+    parameters = {
+        "step_size": [0.1],  # rho: tuned on the simulated problem
+        "outer_ratio": [0.1],  # gamma = outer_ratio * rho (1.0 diverges there)
+        **COMMON_PARAMETERS,
+    }
+    test_config = {"batch_size": 16}
+
+    def init_state(self):
+        check_positive(self.step_size, "step_size")
+        check_positive(self.outer_ratio, "outer_ratio")
+        return State(inner_var=self.problem.inner_var0.clone(),
+                     outer_var=self.problem.outer_var0.clone(),
+                     v=self.problem.inner_var0.new_zeros(
+                         self.problem.dim_inner))
+
+    def step(self, state):
+        rho = self.step_size
+        gamma = self.outer_ratio * rho
+        i, j = self.inner_batch(), self.outer_batch()
+        y, x, v = state.inner_var, state.outer_var, state.v
+        grad_g, hvp, cross = self.oracles.inner_oracles(y, x, v, i)
+        grad_f_y, grad_f_x = self.oracles.grad_outer(y, x, j)
+        y.sub_(grad_g, alpha=rho)
+        v.sub_(hvp + grad_f_y, alpha=rho)
+        x.sub_(cross + grad_f_x, alpha=gamma)
