@@ -24,6 +24,8 @@ class CountingProblem:
                            inner_samples=0, outer_samples=0)
 
     def __getattr__(self, name):
+        if name.startswith("__") or name == "_problem":
+            raise AttributeError(name)
         attr = getattr(self._problem, name)
         cost = _COSTS.get(name)
         if cost is None:
@@ -45,4 +47,6 @@ class CountingProblem:
             counts["cross"] += cost[2]
             counts[samples_key] += n_full if idx is None else len(idx)
             return attr(*args, idx=idx, **kwargs)
+        # Cached on the instance: later lookups skip __getattr__.
+        self.__dict__[name] = counted
         return counted

@@ -7,13 +7,15 @@ from benchmark_utils.hessian_inverse import conjugate_gradient
 def solve_inner(problem, outer_var, inner_var=None, tol=1e-6, max_iter=50):
     """Newton-CG with an Armijo line search, warm started at ``inner_var``.
 
-    Stops when ``||grad_y g|| <= tol * max(1, ||grad_y g(x, y_start)||)`` or
-    when the line search can no longer decrease g (the precision limit of the
-    dtype). Returns ``(inner_var, grad_norm)``.
+    Stops when ``||grad_y g|| <= tol * max(1, ||grad_y g(x, y_start)||)``
+    (``tol`` floored at 10 machine epsilons of the dtype: 1e-10 is out of
+    reach in float32) or when the line search can no longer decrease g.
+    Returns ``(inner_var, grad_norm)``.
     """
     y = (problem.inner_var0 if inner_var is None else inner_var).clone()
     grad = problem.grad_inner_y(y, outer_var)
     gnorm = float(grad.norm())
+    tol = max(tol, 10 * torch.finfo(y.dtype).eps)
     threshold = tol * max(1.0, gnorm)
     for _ in range(max_iter):
         if not gnorm > threshold:  # also stops on nan

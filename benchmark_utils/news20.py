@@ -1,0 +1,227 @@
+"""20newsgroups ("bydate" archive) read and vectorized like scikit-learn.
+
+The archive ``20news-bydate.tar.gz`` in ``data_folder("20newsgroups")`` (the
+file scikit-learn's ``fetch_20newsgroups`` downloads) holds
+``20news-bydate-train/<group>/<doc>`` and ``20news-bydate-test/...``, latin-1
+text. It is read directly with :mod:`tarfile` (nothing is extracted).
+
+Document order: like scikit-learn's ``load_files`` before any shuffle: groups
+sorted by name (the label is the group's index in that order) and, within a
+group, documents sorted by file name (as strings). ``fetch_20newsgroups``
+then shuffles; we don't (the datasets draw their own seeded splits).
+
+Vectorization, as ``fetch_20newsgroups_vectorized`` (with ``remove=()``):
+a ``CountVectorizer`` with default settings fit on the training posts,
+applied to the test posts, then every row L2-normalized. (scikit-learn stores
+the counts as int16; we use int32, which only differs if a word appeared
+more than 32767 times in one post.) This copy gives 130108 features.
+
+Cache: the token counts are saved as ``.npz`` (``atomic_save``) next to the
+archive when that folder is writable (it has a write permission bit: a
+folder marked read-only is left alone, even by root), else in
+``$XDG_CACHE_HOME/bilevel-benchmark/20newsgroups`` (``~/.cache/...`` by
+default). The cache file name holds the archive's md5, so a new archive is
+vectorized again.
+"""
+import hashlib
+import os
+import stat
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from benchmark_utils.data import (DataFileError, atomic_save, data_folder,
+                                  download, md5sum, require_file)
+
+NEWS20_KEY = "20newsgroups"
+ARCHIVE_NAME = "20news-bydate.tar.gz"
+#: Where scikit-learn downloads the archive from, and its sha256 there.
+ARCHIVE_URL = "https://ndownloader.figshare.com/files/5975967"
+ARCHIVE_SHA256 = ("8f1b2514ca22a5ade8fbb9cfa5727df95fa587f4"
+                  "c87b786e15c759fa66d95610")
+SPLIT_FOLDERS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
+CACHE_VERSION = 1
+
+
+def _corrupt(path, detail):
+    path = Path(path)
+    return DataFileError(
+        f"Data file '{path.name}' in folder '{path.parent}' is truncated or "
+        f"corrupted ({detail}). Delete it and download it again."
+    )
+
+
+def read_archive(path):
+    """Read the posts of a bydate archive.
+
+    Returns ``dict(train=(texts, labels), test=(texts, labels),
+    target_names=[...])`` in the order documented in the module docstring.
+    """
+    path = Path(path)
+    docs = {"train": {}, "test": {}}
+    folder_to_split = {v: k for k, v in SPLIT_FOLDERS.items()}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                parts = Path(member.name).parts
+                if parts and parts[0] == ".":
+                    parts = parts[1:]
+                if len(parts) != 3 or parts[0] not in folder_to_split:
+                    continue
+                raw = tar.extractfile(member).read()
+                docs[folder_to_split[parts[0]]][(parts[1], parts[2])] = \
+                    raw.decode("latin-1")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise _corrupt(path, f"{type(e).__name__}: {e}") from e
+    for split, folder in SPLIT_FOLDERS.items():
+        if not docs[split]:
+            raise _corrupt(path, f"no documents under '{folder}/'")
+    target_names = sorted({group for group, _ in docs["train"]})
+    label_of = {name: i for i, name in enumerate(target_names)}
+    unknown = {g for g, _ in docs["test"]} - set(label_of)
+    if unknown:
+        raise _corrupt(path, f"test groups {sorted(unknown)} have no "
+                       "training posts")
+    out = dict(target_names=target_names)
+    for split, split_docs in docs.items():
+        keys = sorted(split_docs)
+        out[split] = ([split_docs[k] for k in keys],
+                      np.array([label_of[g] for g, _ in keys],
+                               dtype=np.int64))
+    return out
+
+
+def vectorize(train_texts, test_texts):
+    """Token counts ``(C_train, C_test)`` (scipy CSR, int32) of a
+    CountVectorizer fit on ``train_texts``."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    vectorizer = CountVectorizer(dtype=np.int32)
+    C_train = vectorizer.fit_transform(train_texts).tocsr()
+    C_test = vectorizer.transform(test_texts).tocsr()
+    return C_train, C_test
+
+
+def normalize_rows(C):
+    """Float64 copy of a CSR matrix with L2-normalized rows."""
+    from sklearn.preprocessing import normalize
+    return normalize(C.astype(np.float64), norm="l2", copy=False)
+
+
+def _writable(folder):
+    """Writable, by access rights and by mode bits (so that a folder marked
+    read-only, e.g. a shared data copy, is left alone even by root)."""
+    folder = Path(folder)
+    while not folder.exists():
+        folder = folder.parent
+    mode = folder.stat().st_mode
+    return os.access(folder, os.W_OK) and bool(
+        mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def default_cache_folder(folder):
+    """``folder`` when writable, else the user cache folder."""
+    if _writable(folder):
+        return Path(folder)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bilevel-benchmark" / NEWS20_KEY
+
+
+def _cache_path(archive, cache_folder):
+    digest = md5sum(archive)
+    return Path(cache_folder) / (
+        f"20news-bydate-counts-v{CACHE_VERSION}-{digest[:16]}.npz")
+
+
+def _save_cache(dest, data):
+    def write(tmp):
+        arrays = dict(target_names=np.array(data["target_names"]))
+        for split in ("train", "test"):
+            C, y = data[split]
+            arrays.update({f"{split}_indptr": C.indptr,
+                           f"{split}_indices": C.indices,
+                           f"{split}_data": C.data,
+                           f"{split}_shape": np.array(C.shape),
+                           f"{split}_labels": y})
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    atomic_save(dest, write)
+
+
+def _load_cache(path):
+    import scipy.sparse as sp
+    with np.load(path, allow_pickle=False) as z:
+        out = dict(target_names=[str(t) for t in z["target_names"]])
+        for split in ("train", "test"):
+            C = sp.csr_matrix((z[f"{split}_data"], z[f"{split}_indices"],
+                               z[f"{split}_indptr"]),
+                              shape=tuple(z[f"{split}_shape"]))
+            out[split] = (C, z[f"{split}_labels"])
+    return out
+
+
+def load_news20_counts(folder=None, cache=True, cache_folder=None):
+    """Token counts and labels: ``dict(train=(C, y), test=(C, y),
+    target_names=[...])``, from the cache when there is one."""
+    folder = Path(folder) if folder is not None else data_folder(NEWS20_KEY)
+    archive = require_file(folder, ARCHIVE_NAME, NEWS20_KEY)
+    cache_path = None
+    if cache:
+        cache_folder = (default_cache_folder(folder) if cache_folder is None
+                        else Path(cache_folder))
+        cache_path = _cache_path(archive, cache_folder)
+        if cache_path.is_file():
+            try:
+                return _load_cache(cache_path)
+            except (OSError, ValueError, KeyError, zlib.error):
+                pass  # unreadable cache: rebuild it below
+    posts = read_archive(archive)
+    C_train, C_test = vectorize(posts["train"][0], posts["test"][0])
+    data = dict(target_names=posts["target_names"],
+                train=(C_train, posts["train"][1]),
+                test=(C_test, posts["test"][1]))
+    if cache_path is not None:
+        try:
+            _save_cache(cache_path, data)
+        except OSError:
+            pass  # a read-only cache folder only costs time
+    return data
+
+
+def load_news20(folder=None, cache=True, cache_folder=None):
+    """``(X_train, y_train, X_test, y_test, target_names)``: L2-normalized
+    float64 CSR matrices and labels 0..19 (see the module docstring)."""
+    data = load_news20_counts(folder, cache=cache, cache_folder=cache_folder)
+    (C_train, y_train), (C_test, y_test) = data["train"], data["test"]
+    return (normalize_rows(C_train), y_train, normalize_rows(C_test), y_test,
+            data["target_names"])
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_news20(folder=None, url=ARCHIVE_URL, sha256=ARCHIVE_SHA256):
+    """Download the archive (scikit-learn's source) into ``folder`` unless
+    present; checked (sha256, readable archive) before it is moved into
+    place. Returns its path."""
+    folder = Path(folder) if folder is not None else data_folder(NEWS20_KEY)
+    dest = folder / ARCHIVE_NAME
+    if dest.is_file():
+        return dest
+
+    def check(tmp):
+        if sha256 is not None and _sha256(tmp) != sha256:
+            raise DataFileError(
+                f"The file downloaded from {url} does not have the expected "
+                f"sha256 {sha256}.")
+        read_archive(tmp)
+
+    return download(url, dest, check=check)

@@ -1,0 +1,101 @@
+"""svmlight / LIBSVM text files (plain or bzip2) and the ijcnn1 data set.
+
+ijcnn1 lives in ``data_folder("ijcnn1")`` under LIBSVM's (and libsvmdata's)
+file names: ``ijcnn1.bz2`` (49990 training samples: LIBSVM's ijcnn1.tr then
+ijcnn1.val) and ``ijcnn1.t.bz2`` (91701 test samples); 22 features already
+scaled to [-1, 1]; labels -1 / +1.
+"""
+import bz2
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from benchmark_utils.data import (DataFileError, data_folder, download,
+                                  require_file)
+
+IJCNN1_KEY = "ijcnn1"
+IJCNN1_FILES = {"train": "ijcnn1.bz2", "test": "ijcnn1.t.bz2"}
+IJCNN1_SHAPES = {"train": (49990, 22), "test": (91701, 22)}
+#: md5 of the files as LIBSVM publishes them (and /work/shared/data holds).
+IJCNN1_MD5 = {"train": "ccb639c7cca405cd3c88b97a8555c8a9",
+              "test": "66433ab8089acee9e56dc61ac89a2fe2"}
+LIBSVM_URL = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary/"
+
+
+def _open(path):
+    """A binary stream of the decompressed content (by magic bytes)."""
+    with open(path, "rb") as f:
+        magic = f.read(3)
+    if magic == b"BZh":
+        return bz2.open(path, "rb")
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def read_svmlight(path, n_features=None, dtype=np.float64):
+    """Read a svmlight / LIBSVM file (plain, .bz2 or .gz).
+
+    Returns ``(X, y)`` with ``X`` a scipy CSR matrix and ``y`` a float array.
+    A truncated or corrupted archive, or a malformed line, raises
+    :class:`DataFileError` naming the file.
+    """
+    from sklearn.datasets import load_svmlight_file
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"svmlight file '{path}' not found.")
+    try:
+        with _open(path) as stream:
+            X, y = load_svmlight_file(stream, n_features=n_features,
+                                      dtype=dtype)
+    except (EOFError, OSError, ValueError, zlib.error) as e:
+        if isinstance(e, DataFileError):
+            raise
+        raise DataFileError(
+            f"Data file '{path.name}' in folder '{path.parent}' is "
+            f"truncated, corrupted or not in svmlight format ({e}). Delete "
+            "it and download it again."
+        ) from e
+    return X.tocsr(), y
+
+
+def _check_ijcnn1(split):
+    def check(path):
+        X, y = read_svmlight(path, n_features=IJCNN1_SHAPES[split][1])
+        if X.shape != IJCNN1_SHAPES[split] or not np.isin(y, (-1, 1)).all():
+            raise DataFileError(
+                f"{path} holds {X.shape} samples x features (expected "
+                f"{IJCNN1_SHAPES[split]}) or labels other than -1 / +1.")
+    return check
+
+
+def download_ijcnn1(folder=None, url=LIBSVM_URL):
+    """Download the missing ijcnn1 files from LIBSVM's site into ``folder``
+    (default ``data_folder("ijcnn1")``); each file is parsed and its shape
+    checked before it is moved into place. Returns the two paths."""
+    folder = Path(folder) if folder is not None else data_folder(IJCNN1_KEY)
+    paths = []
+    for split, name in IJCNN1_FILES.items():
+        dest = folder / name
+        if not dest.is_file():
+            download(url + name, dest, check=_check_ijcnn1(split))
+        paths.append(dest)
+    return paths
+
+
+def load_ijcnn1(folder=None):
+    """``(X_train, y_train, X_test, y_test)`` of ijcnn1 (scipy CSR, labels
+    -1 / +1); a missing file raises a DataFileError saying how to get it."""
+    folder = Path(folder) if folder is not None else data_folder(IJCNN1_KEY)
+    out = []
+    for split, name in IJCNN1_FILES.items():
+        path = require_file(folder, name, IJCNN1_KEY)
+        X, y = read_svmlight(path, n_features=IJCNN1_SHAPES[split][1])
+        if X.shape != IJCNN1_SHAPES[split]:
+            raise DataFileError(
+                f"Data file '{name}' in folder '{folder}' holds an array of "
+                f"shape {X.shape}, expected {IJCNN1_SHAPES[split]}.")
+        out += [X, y]
+    return tuple(out)

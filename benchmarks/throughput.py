@@ -1,0 +1,170 @@
+"""Throughput of every solver on every data set: iterations per second,
+oracle calls per iteration, time per iteration against the bare matrix
+products they need, and peak memory.
+
+    BENCHOPT_DATA_HOME=../shared/data python benchmarks/throughput.py \
+        [-d simulated -d fashion_mnist ...] [-s SABA ...] [--seconds 5] \
+        [--batch-size 64] [--device cpu]
+
+Each (data set, solver) pair runs in its own process (so peak memory is its
+own) with the solver's default parameters and ``batch_size``; the timed loop
+is ``solver.step`` only, as in a benchopt run between two logged points.
+Machines are noisy: compare ratios within one run.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ["simulated", "fashion_mnist", "mnist[source=embedded]",
+            "ijcnn1", "20newsgroups"]
+
+
+def parse_name(spec):
+    """'mnist[source=embedded]' -> ('mnist', {'source': 'embedded'})."""
+    if "[" not in spec:
+        return spec, {}
+    name, args = spec[:-1].split("[", 1)
+    params = {}
+    for item in args.split(","):
+        key, value = item.split("=")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        params[key] = value
+    return name, params
+
+
+def load_problem(spec, device):
+    from benchopt.benchmark import Benchmark
+    name, params = parse_name(spec)
+    bench = Benchmark(str(ROOT))
+    dataset = next(d for d in bench.get_datasets() if d.name == name)
+    if "device" in dataset.parameters:
+        params.setdefault("device", device)
+    return dataset.get_instance(**params).get_data()["problem"]
+
+
+def gemm_floor(problem, n_repeat=200):
+    """Seconds of one (batch x features) @ (features x k) product and its
+    transpose for the problem's data, the unit cost of a linear model's
+    gradient; None when the problem has no design matrix."""
+    import torch
+    a = getattr(problem, "a_train", None)
+    if a is None:
+        a = getattr(problem, "a", None)
+    if a is None or not torch.is_tensor(a) or a.is_sparse or a.ndim != 2:
+        return None
+    batch = a[:64].contiguous()
+    k = max(1, problem.dim_inner // a.shape[1])
+    w = torch.randn(a.shape[1], k, dtype=a.dtype, device=a.device)
+    r = torch.randn(batch.shape[0], k, dtype=a.dtype, device=a.device)
+    for _ in range(10):
+        batch @ w, batch.T @ r
+    t0 = time.perf_counter()
+    for _ in range(n_repeat):
+        batch @ w
+        batch.T @ r
+    if a.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / n_repeat
+
+
+def run_one(dataset_spec, solver_name, seconds, batch_size, device):
+    import torch
+    from benchopt.benchmark import Benchmark
+    sys.path.insert(0, str(ROOT))
+    problem = load_problem(dataset_spec, device)
+    bench = Benchmark(str(ROOT))
+    solver_class = next(s for s in bench.get_solvers()
+                        if s.name == solver_name)
+    params = dict(random_state=0)
+    if solver_name != "Implicit-GD":
+        params["batch_size"] = batch_size
+    solver = solver_class.get_instance(**params)
+    solver.set_objective(problem=problem)
+    solver.reset()
+
+    def steps(n):
+        for _ in range(n):
+            solver.n_iter += 1
+            solver.step(solver.state)
+        if problem.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    steps(5)  # warm up
+    counts0 = dict(solver.oracles.counts)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        steps(10)
+        n += 10
+    elapsed = time.perf_counter() - t0
+    calls = {k: (solver.oracles.counts[k] - counts0[k]) / n
+             for k in ("grad", "hvp", "cross")}
+    floor = gemm_floor(problem)
+    finite = all(bool(torch.isfinite(t).all())
+                 for t in solver.get_result().values()
+                 if torch.is_tensor(t))
+    out = dict(
+        dataset=dataset_spec, solver=solver_name, it_per_s=n / elapsed,
+        grad=calls["grad"], hvp=calls["hvp"], cross=calls["cross"],
+        # a gradient, H v or J v of a linear model costs two products
+        floor_ratio=(None if floor is None else
+                     (elapsed / n) / (floor * sum(calls.values()))),
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        finite=finite,
+    )
+    if problem.device.type == "cuda":
+        out["peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    print(json.dumps(out))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-d", "--dataset", action="append")
+    parser.add_argument("-s", "--solver", action="append")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        return run_one(*args.one, args.seconds, args.batch_size, args.device)
+
+    sys.path.insert(0, str(ROOT))
+    from benchopt.benchmark import Benchmark
+    solvers = args.solver or sorted(
+        s.name for s in Benchmark(str(ROOT)).get_solvers())
+    header = (f"{'dataset':24} {'solver':12} {'it/s':>9} {'grad':>5} "
+              f"{'hvp':>5} {'cross':>5} {'x floor':>8} {'peak MB':>8}")
+    print(header)
+    print("-" * len(header))
+    for dataset in args.dataset or DATASETS:
+        for solver in solvers:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--one", dataset, solver,
+                 "--seconds", str(args.seconds), "--batch-size",
+                 str(args.batch_size), "--device", args.device],
+                capture_output=True, text=True, env=os.environ,
+            )
+            if proc.returncode != 0:
+                error = proc.stderr.strip().splitlines()[-1:]
+                print(f"{dataset:24} {solver:12} failed: {error}")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            floor = "-" if r["floor_ratio"] is None \
+                else f"{r['floor_ratio']:.1f}"
+            flag = "" if r["finite"] else "  (diverged)"
+            print(f"{dataset:24} {solver:12} {r['it_per_s']:9.0f} "
+                  f"{r['grad']:5.1f} {r['hvp']:5.1f} {r['cross']:5.1f} "
+                  f"{floor:>8} {r['peak_mb']:8.0f}{flag}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+import numpy as np
+from benchopt import BaseDataset
+
+from benchmark_utils.regularization import PENALTIES, RegularizationProblem
+from benchmark_utils.svmlight import download_ijcnn1, load_ijcnn1
+from benchmark_utils.validation import (check_choice, check_device,
+                                        check_dtype, check_positive_int)
+
+#: LIBSVM's ijcnn1.tr / ijcnn1.val sizes; ijcnn1.bz2 is their concatenation.
+N_TRAIN = 35000
+
+
+def train_val_indices(n_samples, split="contiguous", random_state=0):
+    """Rows of ijcnn1.bz2 used for training and validation (sorted)."""
+    check_choice(split, "split", ["contiguous", "random"])
+    if split == "contiguous":
+        return np.arange(N_TRAIN), np.arange(N_TRAIN, n_samples)
+    seed = check_positive_int(random_state, "random_state", allow_zero=True)
+    perm = np.random.default_rng(seed).permutation(n_samples)
+    return np.sort(perm[:N_TRAIN]), np.sort(perm[N_TRAIN:])
+
+
+class Dataset(BaseDataset):
+    """ijcnn1 (LIBSVM), regularization selection for logistic regression.
+
+    Files ``ijcnn1.bz2`` (49990 samples) and ``ijcnn1.t.bz2`` (91701, the
+    test set) in ``<data_home>/ijcnn1/``, downloaded by ``prepare()`` when
+    missing. The 22 features are used as LIBSVM gives them (already scaled
+    to [-1, 1]); labels -1 / +1, no bias.
+
+    ``split="contiguous"`` (default): train = the first 35000 rows, validation
+    = the last 14990, the sizes of LIBSVM's ijcnn1.tr and ijcnn1.val, which
+    ijcnn1.bz2 concatenates (LIBSVM's description; the .tr / .val files are
+    not at hand to compare row by row). The rows are consecutive windows of
+    one time series (row i+1 repeats 9 of the 10 lagged values of row i, with
+    no break over the whole file), so a random split would put nearly
+    identical rows on both sides; ``split="random"`` draws a seeded
+    (``random_state``) split of the same sizes for comparison.
+
+    ``penalty="feature"``: one hyperparameter exp(x_k) per feature (22);
+    ``"class"``: a single one (binary problem). Start: W = 0 and every x_k =
+    ``outer_init`` (0: a penalty 1/2 ||W||^2). ``value_function`` reports
+    h(x) = f(x, y*(x)) (a warm-started Newton-CG solve, a few ms here).
+    """
+
+    name = "ijcnn1"
+    requirements = ["pip::torch", "pip::scikit-learn", "pip::scipy"]
+    parameters = {
+        "penalty": ["feature"],
+        "split": ["contiguous"],
+        "random_state": [0],
+        "outer_init": [0.0],
+        "value_function": [True],
+        "dtype": ["float32"],
+        "device": ["cpu"],
+    }
+    test_parameters = {"penalty": ["feature", "class"]}
+    prepare_cache_ignore = "all"
+
+    def prepare(self):
+        download_ijcnn1()
+
+    def get_data(self):
+        check_choice(self.penalty, "penalty", PENALTIES)
+        check_choice(self.split, "split", ["contiguous", "random"])
+        X, y, X_test, y_test = load_ijcnn1()
+        train, val = train_val_indices(X.shape[0], self.split,
+                                       self.random_state)
+        problem = RegularizationProblem(
+            X[train].toarray(), y[train], X[val].toarray(), y[val],
+            X_test.toarray(), y_test, penalty=self.penalty,
+            outer_init=self.outer_init, value_function=self.value_function,
+            dtype=check_dtype(self.dtype), device=check_device(self.device),
+        )
+        return dict(problem=problem)
