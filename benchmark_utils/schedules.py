@@ -1,4 +1,17 @@
-"""Step-size schedules: ``schedule(k)`` is the factor of iteration k >= 1."""
+"""Step-size schedules: ``schedule(k)`` is the factor of iteration k >= 1.
+
+A schedule is a function of the (outer) iteration counter k = 1, 2, ...
+returning the factor that multiplies a base step size (or multiplier
+increment, or regularization weight).
+"""
+from benchmark_utils.validation import check_choice
+
+#: Exponents of the ``"decreasing"`` schedule of F2SA (Kwon et al., ICML
+#: 2023, also used by the code seed 000 builds on): alpha_k = alpha /
+#: k^(5/7) (y), gamma_k = gamma / k^(4/7) (z), beta_k = beta / k^(4/7) (x),
+#: delta_k = delta / k^(1/7) (multiplier increment).
+F2SA_EXPONENTS = {"alpha": 5 / 7, "gamma": 4 / 7, "beta": 4 / 7,
+                  "delta": 1 / 7}
 
 
 def constant(k):
@@ -10,3 +23,16 @@ def polynomial(exponent, offset=0):
     def schedule(k):
         return 1.0 / (k + offset) ** exponent
     return schedule
+
+
+def decreasing_or_constant(kind, exponents, name="schedule"):
+    """One schedule per entry of ``exponents`` (a dict name -> exponent).
+
+    ``kind="decreasing"``: ``polynomial(exponent)`` (k -> 1 / k^exponent);
+    ``kind="constant"``: every schedule is :func:`constant`. Raises a
+    ValueError naming ``name`` for any other ``kind``.
+    """
+    check_choice(kind, name, ["decreasing", "constant"])
+    if kind == "constant":
+        return {key: constant for key in exponents}
+    return {key: polynomial(exponent) for key, exponent in exponents.items()}

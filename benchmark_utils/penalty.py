@@ -1,0 +1,72 @@
+"""Penalty directions shared by F2SA, F2SA-Adam, MinimaxOPT and BVFIM.
+
+All four methods move y on the penalized objective f + lambda * g and x on
+the gradient of the penalized Lagrangian
+
+    L_lambda(x, y, z) = f(x, y) + lambda * (g(x, y) - g(x, z)),
+
+where z tracks y*(x) = argmin_y g(x, y). BVFIM is the same with the
+multiplier lambda replaced by the log-barrier weight
+tau / (g_star - g(x, y)).
+
+Two layers:
+- combiners on gradients already computed (so a solver can share one
+  ``grad_inner`` pass between directions): :func:`penalty_y`,
+  :func:`penalty_x`, :func:`barrier_weight`;
+- oracle-level helpers that draw nothing themselves (the solver passes the
+  batches) and call the oracles through the counting wrapper:
+  :func:`y_direction`, :func:`x_direction`.
+"""
+import torch
+
+
+def _axpy(a, b, scale):
+    """a + scale * b; ``scale`` a float or a 0-d tensor (no host sync)."""
+    if isinstance(scale, torch.Tensor):
+        return a + scale * b
+    return torch.add(a, b, alpha=scale)
+
+
+def penalty_y(grad_f_y, grad_g_y, lmbda, normalized=False):
+    """y direction: grad_y f + lmbda * grad_y g.
+
+    With ``normalized=True``: (grad_y f) / lmbda + grad_y g, the direction of
+    L / lmbda (MinimaxOPT's y step).
+    """
+    if normalized:
+        return _axpy(grad_g_y, grad_f_y, 1.0 / lmbda)
+    return _axpy(grad_f_y, grad_g_y, lmbda)
+
+
+def penalty_x(grad_f_x, grad_g_x_y, grad_g_x_z, lmbda):
+    """x direction: grad_x f(x, y) + lmbda * (grad_x g(x, y) - grad_x g(x, z))."""
+    return _axpy(grad_f_x, grad_g_x_y - grad_g_x_z, lmbda)
+
+
+def barrier_weight(tau, g_star, g_y, floor):
+    """BVFIM's multiplier tau / (g_star - g(x, y)), with a guarded denominator.
+
+    The log barrier -tau * ln(g_star - g(x, y)) is only defined while
+    g(x, y) < g_star. A stochastic or too long step can leave that region,
+    so the denominator is clamped to ``floor`` > 0: the weight is then at most
+    ``tau / floor`` and always positive. ``g_star`` and ``g_y`` are 0-d
+    tensors (kept on the device: no host synchronization).
+    """
+    return tau / torch.clamp(g_star - g_y, min=floor)
+
+
+def y_direction(oracles, y, x, lmbda, inner_idx, outer_idx):
+    """grad_y f_j(x, y) + lmbda * grad_y g_i(x, y): 2 gradient calls."""
+    return penalty_y(oracles.grad_outer_y(y, x, outer_idx),
+                     oracles.grad_inner_y(y, x, inner_idx), lmbda)
+
+
+def x_direction(oracles, y, z, x, lmbda, inner_idx, outer_idx):
+    """grad_x f_j(x, y) + lmbda * (grad_x g_i(x, y) - grad_x g_i(x, z)).
+
+    The two g terms use the same inner batch i, so their sample noise
+    largely cancels in the difference. 3 gradient calls.
+    """
+    return penalty_x(oracles.grad_outer_x(y, x, outer_idx),
+                     oracles.grad_inner_x(y, x, inner_idx),
+                     oracles.grad_inner_x(z, x, inner_idx), lmbda)

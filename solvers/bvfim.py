@@ -1,0 +1,138 @@
+"""BVFIM: bilevel value-function-based interior-point method.
+
+Liu, Liu, Yuan, Zeng, Zhang, "A value-function-based interior-point method
+for non-convex bi-level optimization", ICML 2021 (seed 004,
+``seeds/004_*``), eqs. (18)-(21) and Algorithm 1. The paper's upper level F
+is our f, its lower level f is our g.
+
+One outer iteration k with schedule values (mu1_k, mu2_k, theta_k, tau_k):
+1. z: T steps z <- z - s (grad_y g_i(x, z) + mu1 z)            (eq. 18)
+2. g_star = g_i(x, z) + mu1 / 2 ||z||^2 + mu2                  (f_mu^*)
+3. y: T steps y <- y - s (grad_y f_j(x, y) + theta y
+        + tau grad_y g_i(x, y) / (g_star - g_i(x, y)))          (eq. 19)
+4. G = tau (grad_x g_i(x, y) - grad_x g_i(x, z)) / (g_star - g_i(x, y));
+   x <- x - alpha (grad_x f_j(x, y) + G)                        (eqs. 20-21)
+5. the schedule decays (next k).
+
+Reported model: **z**, the variable driven by g alone towards y*(x). y also
+descends on f (the validation loss), so evaluating y would let the
+validation data train the evaluated model (ALGORITHMS.md).
+
+Choices the paper leaves open (its default schedule is in a supplement we do
+not have):
+- Schedule: mu1_k = mu1 / k^decay, mu2_k = mu2 / k^decay,
+  theta_k = theta / k^decay, tau_k = tau / k^tau_decay (k = 1, 2, ...).
+  Every factor -> 0, and tau_k ln(mu2_k) = tau k^-tau_decay (ln mu2 -
+  decay ln k) -> 0 for any tau_decay > 0, as Theorem 1 requires.
+  The effective multiplier tau_k / (g_star - g) ~ tau_k / mu2_k grows like
+  k^(decay - tau_decay), which is what tightens y towards y*(x).
+- Guard: the barrier is only defined for g_i(x, y) < g_star; the
+  denominator is clamped to ``barrier_floor`` > 0, so the barrier weight is
+  always positive and at most tau_k / barrier_floor: keep
+  step_size * tau / barrier_floor * L_g below ~2 for a stable y step
+  (defaults: 0.1 * 0.05 / 3e-3 = 1.7 with L_g = 1 on the simulated
+  problem). Once y hugs the boundary, the weight is tau_k / floor and
+  BVFIM behaves like a penalty method with that multiplier.
+- Stochastic version: each y step and the x step draw a fresh pair (i, j),
+  and g_star is evaluated on the SAME batch i as g_i(x, y) of that step, so
+  that the difference g_star - g_i(x, y) compares like with like; z steps
+  draw fresh inner batches. With batch_size="full" this is the paper's
+  deterministic method (g_star is then computed once per iteration).
+- s1 = s2 = step_size; alpha = outer_ratio * step_size; T_z = T_y =
+  n_inner_steps; z and y warm-started; y0 = z0 = inner_var0.
+
+Oracle calls per iteration: T gradients (z) + 2 T gradients (y: grad_y g,
+grad_y f) + 3 gradients (x), plus function values g_i (not counted as
+oracle calls): 2 per y step and 2 for the x step (1 + 1 in full batch).
+"""
+import torch
+
+from benchmark_utils.penalty import barrier_weight, penalty_x, penalty_y
+from benchmark_utils.schedules import polynomial
+from benchmark_utils.solver import (COMMON_PARAMETERS, State,
+                                    StochasticBilevelSolver)
+from benchmark_utils.validation import check_positive, check_positive_int
+
+
+class Solver(StochasticBilevelSolver):
+    """BVFIM (Liu et al., ICML 2021; seed 004). Reports z."""
+
+    name = "BVFIM"
+    reported_inner = "z"
+    parameters = {
+        # Own tuning on the simulated quadratic (full batch): relative
+        # ||grad h|| 1.1e-2 after 1500-2000 iterations (tests/test_bvfim.py);
+        # tau 0.1 / floor 1e-3 / outer_ratio >= 0.3 diverge there.
+        "step_size": [0.1],
+        "outer_ratio": [0.1],
+        "n_inner_steps": [10],
+        "mu1": [0.1],
+        "mu2": [0.1],
+        "theta": [0.1],
+        "tau": [0.05],
+        "decay": [1.0],
+        "tau_decay": [0.2],
+        "barrier_floor": [3e-3],
+        **COMMON_PARAMETERS,
+    }
+    test_config = {"step_size": 0.1}
+
+    def init_state(self):
+        check_positive(self.step_size, "step_size")
+        self.alpha = check_positive(self.outer_ratio, "outer_ratio") * \
+            self.step_size
+        self.n_inner = check_positive_int(self.n_inner_steps, "n_inner_steps")
+        for name in ("mu1", "mu2", "theta", "tau", "decay", "tau_decay",
+                     "barrier_floor"):
+            check_positive(getattr(self, name), name)
+        self.decay_schedule = polynomial(self.decay)
+        self.tau_schedule = polynomial(self.tau_decay)
+        problem = self.problem
+        return State(outer_var=problem.outer_var0.clone(),
+                     y=problem.inner_var0.clone(),
+                     z=problem.inner_var0.clone())
+
+    def _g_star(self, z, x, i, reg):
+        """g_i(x, z) + mu1 / 2 ||z||^2 + mu2 (``reg`` holds the last two)."""
+        return self.oracles.inner(z, x, i) + reg
+
+    def step(self, state):
+        k, s = self.n_iter, self.step_size
+        mu1 = self.mu1 * self.decay_schedule(k)
+        mu2 = self.mu2 * self.decay_schedule(k)
+        theta = self.theta * self.decay_schedule(k)
+        tau = self.tau * self.tau_schedule(k)
+        oracles, floor = self.oracles, self.barrier_floor
+        x, y, z = state.outer_var, state.y, state.z
+
+        # 1. z: regularized lower level (eq. 18).
+        for _ in range(self.n_inner):
+            grad = oracles.grad_inner_y(z, x, self.inner_batch())
+            z.add_(torch.add(grad, z, alpha=mu1), alpha=-s)
+        # 2. g_star = g_i(x, z) + mu1/2 ||z||^2 + mu2, on each batch i below.
+        reg = 0.5 * mu1 * torch.dot(z, z) + mu2
+        full_g_star = None
+        # 3. y: barrier problem (eq. 19).
+        for _ in range(self.n_inner):
+            i, j = self.inner_batch(), self.outer_batch()
+            if i is None:
+                if full_g_star is None:
+                    full_g_star = self._g_star(z, x, None, reg)
+                g_star = full_g_star
+            else:
+                g_star = self._g_star(z, x, i, reg)
+            weight = barrier_weight(tau, g_star, oracles.inner(y, x, i),
+                                    floor)
+            grad_f_y = torch.add(oracles.grad_outer_y(y, x, j), y,
+                                 alpha=theta)
+            y.add_(penalty_y(grad_f_y, oracles.grad_inner_y(y, x, i), weight),
+                   alpha=-s)
+        # 4. x: grad_x f + G (eqs. 20-21).
+        i, j = self.inner_batch(), self.outer_batch()
+        g_star = full_g_star if (i is None and full_g_star is not None) \
+            else self._g_star(z, x, i, reg)
+        weight = barrier_weight(tau, g_star, oracles.inner(y, x, i), floor)
+        x.add_(penalty_x(oracles.grad_outer_x(y, x, j),
+                         oracles.grad_inner_x(y, x, i),
+                         oracles.grad_inner_x(z, x, i), weight),
+               alpha=-self.alpha)
