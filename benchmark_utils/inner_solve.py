@@ -29,8 +29,11 @@ def solve_inner(problem, outer_var, inner_var=None, tol=1e-6, max_iter=50):
         step = 1.0
         for _ in range(20):
             candidate = y + step * direction
-            if problem.inner(candidate, outer_var) <= value + 1e-4 * step \
-                    * slope:
+            new_value = problem.inner(candidate, outer_var)
+            # Strict decrease: at the dtype's precision floor the Armijo test
+            # alone would accept steps that leave g unchanged forever.
+            if new_value < value and \
+                    new_value <= value + 1e-4 * step * slope:
                 break
             step /= 2
         else:

