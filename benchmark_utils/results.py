@@ -1,0 +1,265 @@
+"""Reading benchopt result tables: time to reach a target, curves vs work.
+
+The functions take the ``pandas.DataFrame`` of a run (``benchopt.results.
+read_results(<file>.parquet)``: one row per logged point, columns
+``dataset_name``, ``objective_name``, ``solver_name``, ``idx_rep``,
+``stop_val``, ``time`` and one ``objective_<metric>`` column per metric) and
+are shared by the custom plots in ``plots/`` and by the tests.
+
+Time to target
+--------------
+A run (one dataset, solver and repetition) *reaches* a target at its first
+logged point whose metric is >= target (maximized metrics: accuracies, F1) or
+<= target (minimized ones: losses, suboptimality); its time to target is the
+``time`` of that point (or any other column, e.g. ``objective_oracle_calls``).
+A run that never gets there, or whose metric is NaN (a diverged run), is
+*not reached*. Over the repetitions of a solver, not-reached runs count as an
+infinite time, so the median is finite only when more than half of the runs
+reach the target, and the quantiles are censored the same way.
+"""
+import math
+
+import numpy as np
+import pandas as pd
+
+#: The columns that identify one run (one curve) of a result table.
+RUN_COLUMNS = ("dataset_name", "objective_name", "solver_name", "idx_rep")
+#: The columns that identify one solver configuration on one problem.
+CONFIG_COLUMNS = ("dataset_name", "objective_name", "solver_name")
+#: Metrics that count the solver's work rather than measure its result.
+WORK_METRICS = ("objective_n_iter", "objective_epochs",
+                "objective_oracle_calls")
+#: Targets for metrics in [0, 1] to maximize (seed 000 Table 1: 0.80 MNIST,
+#: 0.72 FashionMNIST; seed 003 Table 2: 0.90 MNIST).
+ACCURACY_TARGETS = (0.8, 0.72, 0.85, 0.9, 0.95)
+#: Targets for metrics to minimize towards 0 (suboptimality, gradient norms).
+SMALL_TARGETS = (1e-2, 1e-4, 1e-6)
+
+_MAXIMIZED_WORDS = ("accuracy", "f1")
+
+
+def metric_column(name):
+    """``"test_accuracy"`` -> ``"objective_test_accuracy"`` (idempotent)."""
+    return name if name.startswith("objective_") else f"objective_{name}"
+
+
+def infer_maximize(metric):
+    """Whether a metric is to be maximized, guessed from its name.
+
+    Accuracies and F1 scores are maximized; everything else the objective
+    reports (losses, suboptimality, gradient norms) is minimized.
+    """
+    name = metric.lower()
+    return any(word in name for word in _MAXIMIZED_WORDS)
+
+
+def metric_columns(df, include_work=False):
+    """The numeric ``objective_<metric>`` columns of a result table."""
+    columns = []
+    for col in df.columns:
+        if not col.startswith("objective_") or col == "objective_name":
+            continue
+        if not include_work and col in WORK_METRICS:
+            continue
+        if pd.api.types.is_numeric_dtype(df[col]):
+            columns.append(col)
+    return columns
+
+
+def _check_columns(df, columns):
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        available = ", ".join(metric_columns(df, include_work=True)) or "none"
+        raise KeyError(
+            f"column(s) {', '.join(missing)} not in the result table; "
+            f"its metric columns are: {available}"
+        )
+
+
+def _run_columns(df):
+    return [c for c in RUN_COLUMNS if c in df.columns]
+
+
+def _sorted_runs(df):
+    order = [c for c in ("stop_val", "time") if c in df.columns]
+    return df.sort_values(order, kind="stable") if order else df
+
+
+def time_to_target(df, target, metric="objective_test_accuracy",
+                   maximize=None, x="time"):
+    """Per run: the ``x`` value (time by default) at which ``metric`` first
+    reaches ``target``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        A benchopt result table (see the module docstring).
+    target : float
+        The level to reach.
+    metric : str
+        The metric column (``objective_`` prefix optional).
+    maximize : bool or None
+        Reach means ``metric >= target`` if True, ``<= target`` if False;
+        None guesses from the name (accuracies and F1 are maximized).
+    x : str
+        The column to read at the first point that reaches the target:
+        ``"time"`` or a work counter such as ``"objective_oracle_calls"``.
+
+    Returns
+    -------
+    DataFrame, one row per run (the columns of ``RUN_COLUMNS`` present in
+    ``df``) with ``reached`` (bool), ``to_target`` (the ``x`` value, NaN when
+    not reached), ``budget`` (the largest ``x`` of the run) and ``best`` (the
+    best metric value of the run, NaN if it never had a finite one).
+    """
+    metric = metric_column(metric)
+    _check_columns(df, [metric, x, "solver_name"])
+    if maximize is None:
+        maximize = infer_maximize(metric)
+    keys = _run_columns(df)
+    rows = []
+    for key, run in _sorted_runs(df).groupby(keys, sort=True, dropna=False):
+        values = run[metric].to_numpy(dtype=float)
+        xs = run[x].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            hit = values >= target if maximize else values <= target
+        finite = values[np.isfinite(values)]
+        best = (finite.max() if maximize else finite.min()) \
+            if finite.size else math.nan
+        reached = bool(hit.any())
+        rows.append({
+            **dict(zip(keys, key if isinstance(key, tuple) else (key,))),
+            "reached": reached,
+            "to_target": float(xs[np.argmax(hit)]) if reached else math.nan,
+            "budget": float(np.nanmax(xs)) if xs.size else math.nan,
+            "best": float(best),
+        })
+    columns = keys + ["reached", "to_target", "budget", "best"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def censored_quantile(values, q):
+    """Quantile ``q`` of ``values`` where ``inf`` means "not reached".
+
+    Linear interpolation between order statistics (numpy's default), except
+    that any interpolation that involves an infinite value is infinite.
+    """
+    values = np.sort(np.asarray(values, dtype=float))
+    if values.size == 0:
+        return math.nan
+    pos = q * (values.size - 1)
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    if math.isinf(values[lo]) or (hi != lo and math.isinf(values[hi])):
+        return math.inf
+    return float(values[lo] + (values[hi] - values[lo]) * (pos - lo))
+
+
+def summarize_time_to_target(per_run):
+    """Per solver configuration: statistics of ``time_to_target``'s output.
+
+    Returns a DataFrame, one row per (dataset, objective, solver) present,
+    with ``n_runs``, ``n_reached``, ``median``, ``q25``, ``q75``, ``min``,
+    ``max`` of the times to target (not-reached runs count as ``inf``, so
+    these are ``inf`` when too few runs reach the target; ``min`` is
+    finite as soon as one run does), ``budget`` (median of the runs' largest
+    time) and ``best`` (median of the runs' best metric value).
+    """
+    keys = [c for c in CONFIG_COLUMNS if c in per_run.columns]
+    rows = []
+    for key, runs in per_run.groupby(keys, sort=True, dropna=False):
+        times = np.where(runs["reached"], runs["to_target"], math.inf)
+        times = times.astype(float)
+        rows.append({
+            **dict(zip(keys, key if isinstance(key, tuple) else (key,))),
+            "n_runs": len(runs),
+            "n_reached": int(runs["reached"].sum()),
+            "median": censored_quantile(times, 0.5),
+            "q25": censored_quantile(times, 0.25),
+            "q75": censored_quantile(times, 0.75),
+            "min": float(times.min()),
+            "max": float(times.max()),
+            "budget": float(runs["budget"].median()),
+            "best": float(runs["best"].median()),
+        })
+    columns = keys + ["n_runs", "n_reached", "median", "q25", "q75", "min",
+                      "max", "budget", "best"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def median_curve(df, metric, x="objective_oracle_calls", quantiles=(.2, .8)):
+    """Per solver: the median over repetitions of ``metric`` against ``x``.
+
+    Points are matched across repetitions by their ``stop_val`` (the index of
+    the logged point); at each one the median is taken over the repetitions
+    that logged it, for ``x`` and ``metric`` alike. Returns a dict
+    ``{solver_name: DataFrame(x, y, y_low, y_high, n_runs)}`` sorted by
+    ``stop_val``; ``y_low`` / ``y_high`` are the ``quantiles`` of the metric
+    (equal to ``y`` with one repetition). Non-finite metric values (diverged
+    runs) are ignored in the statistics.
+    """
+    metric = metric_column(metric)
+    _check_columns(df, [metric, x, "solver_name", "stop_val"])
+    df = df[["solver_name", "stop_val"] + list(dict.fromkeys([x, metric]))]
+    df = df.replace([np.inf, -np.inf], np.nan)
+    curves = {}
+    for solver, sdf in df.groupby("solver_name", sort=True):
+        grouped = sdf.groupby("stop_val", sort=True)
+        low, high = quantiles
+        curve = pd.DataFrame({
+            "x": grouped[x].median(),
+            "y": grouped[metric].median(),
+            "y_low": grouped[metric].quantile(low),
+            "y_high": grouped[metric].quantile(high),
+            "n_runs": grouped[metric].size(),
+        })
+        curves[solver] = curve.reset_index(drop=True)
+    return curves
+
+
+# Option lists of the custom plots (callables of the result table).
+
+_TARGET_METRICS = ("objective_test_accuracy", "objective_val_accuracy",
+                   "objective_cleaning_f1", "objective_suboptimality",
+                   "objective_hypergrad_norm", "objective_inner_grad_norm")
+_CURVE_METRICS = ("objective_test_accuracy", "objective_suboptimality",
+                  "objective_value")
+
+
+def _reported(df, column):
+    return column in df.columns and bool(df[column].notna().any())
+
+
+def _ordered_metrics(df, preferred):
+    present = [c for c in metric_columns(df) if _reported(df, c)]
+    first = [c for c in preferred if c in present]
+    return first + [c for c in present if c not in first]
+
+
+def target_metric_options(df):
+    """Metric choices of the time-to-target plots, test accuracy first."""
+    present = [c for c in _TARGET_METRICS if _reported(df, c)]
+    return present or ["objective_test_accuracy"]
+
+
+def target_options(df):
+    """Target choices: accuracy levels and/or small values, per the metrics
+    the table reports (0.8 first: seed 000's MNIST target)."""
+    metrics = target_metric_options(df)
+    targets = []
+    if any(infer_maximize(m) for m in metrics):
+        targets += list(ACCURACY_TARGETS)
+    if any(not infer_maximize(m) for m in metrics):
+        targets += list(SMALL_TARGETS)
+    return targets
+
+
+def curve_metric_options(df):
+    """Metric choices of the oracle curve: every reported metric."""
+    return _ordered_metrics(df, _CURVE_METRICS) or ["objective_value"]
+
+
+def format_seconds(value):
+    """``1.234`` -> ``"1.23"``; not reached (``inf``) -> ``"not reached"``."""
+    if not math.isfinite(value):
+        return "not reached"
+    return f"{value:.3g}"

@@ -1,0 +1,328 @@
+"""Pick the best parameters of a grid run and write them as a run config.
+
+Usage::
+
+    benchopt run . --config experiments/grid_single_loop.yml   # the grid
+    python -m benchmark_utils.tuning outputs/<grid>.parquet \\
+        --metric objective_val_accuracy --maximize \\
+        --out experiments/best_<name>.yml
+    benchopt run . --config experiments/best_<name>.yml        # the comparison
+
+The parquet of a grid run holds one curve per (data set, solver setting,
+repetition); a setting is the parametrized ``solver_name``, e.g.
+``SABA[batch_size=64,eval_freq=16,outer_ratio=1.0,random_state=None,
+step_size=0.1]``. For each data set and each solver, the tool scores every
+setting on a VALIDATION metric and keeps the best:
+
+- score of a run (``--reduce``): ``final`` (default), the metric at the
+  run's last logged point, i.e. what the solver delivers at the end of its
+  budget; a setting that peaks then degrades or diverges is penalized, as it
+  should be for a comparison run with the same budget. ``best``: the best
+  value over the run (early stopping on the validation metric).
+- score of a setting: the median over its repetitions; a NaN (a diverged
+  run) counts as the worst possible score.
+- direction: ``--maximize`` or ``--minimize``; by default accuracies and F1
+  are maximized, everything else (losses) minimized.
+
+Accepted metrics: the numeric ``objective_*`` columns of the parquet
+(``objective_`` may be left out), except those that would tune on the test
+set or on the ground truth: any column with ``test`` in its name and
+``objective_cleaning_f1`` (it scores against the true corruption mask), and
+the work counters (``n_iter``, ``epochs``, ``oracle_calls``). On hyper-
+cleaning use ``objective_val_accuracy`` (``--maximize``) or
+``objective_value`` (validation loss); on ``simulated``
+``objective_suboptimality`` is the only objective there is.
+
+Output: a benchopt run config with the data set (its full parametrized name)
+and one ``"Solver[param=value,...]"`` line per solver, all parameters
+spelled out; a comment block records the source, the rule and the scores.
+When the parquet holds several data sets (best parameters differ per data
+set, and a run config takes the product of its data sets and solvers), one
+file is written per data set: ``<out stem>_<dataset>.yml`` (``_<n>`` added
+when two data set configurations share a name); ``--dataset NAME`` keeps
+only the data sets of that name. ``--n-repetitions``, ``--max-runs`` and
+``--timeout`` are copied into the config when given.
+"""
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from benchmark_utils.results import (
+    WORK_METRICS, infer_maximize, metric_column, metric_columns,
+)
+
+REDUCTIONS = ("final", "best")
+#: Refused metrics besides test columns: F1 of the cleaning uses the true
+#: corruption mask, which a tuning procedure must not see.
+GROUND_TRUTH_METRICS = ("objective_cleaning_f1",)
+
+
+class TuningError(ValueError):
+    """A grid table or a request the tool cannot honour."""
+
+
+def is_refused(column):
+    """Whether tuning on ``column`` would use test data or ground truth."""
+    return ("test" in column.lower() or column in GROUND_TRUTH_METRICS
+            or column in WORK_METRICS)
+
+
+def accepted_metrics(df):
+    """The metric columns of ``df`` the tool accepts to tune on."""
+    return [c for c in metric_columns(df, include_work=True)
+            if not is_refused(c)]
+
+
+def check_metric(df, metric):
+    """Return the column name of ``metric``, or raise a clear error."""
+    column = metric_column(metric)
+    accepted = accepted_metrics(df)
+    listing = ", ".join(accepted) or "none"
+    if is_refused(column):
+        why = ("it counts work, it does not measure a result"
+               if column in WORK_METRICS else
+               "tuning on it would select parameters on the test set or on "
+               "the ground truth, and the comparison would be biased")
+        raise TuningError(
+            f"refusing to tune on {column}: {why}. Use a validation metric; "
+            f"accepted columns here: {listing}"
+        )
+    if column not in df.columns:
+        raise TuningError(
+            f"{column} is not a column of the result table; accepted "
+            f"columns here: {listing}"
+        )
+    return column
+
+
+# Parametrized names <-> parameters
+
+def split_name(name):
+    """``"SABA[step_size=0.1,batch_size=full]"`` ->
+    ``("SABA", {"step_size": 0.1, "batch_size": "full"})``, parsed the way
+    benchopt parses its selectors."""
+    from benchopt.utils.parametrized_name_mixin import _extract_options
+    base, args, kwargs = _extract_options(name)
+    if args:
+        raise TuningError(f"cannot read the parameters of {name!r}")
+    return base, kwargs
+
+
+def _format_value(value):
+    if isinstance(value, str):
+        if "'" in value:
+            raise TuningError(f"cannot write the parameter value {value!r}")
+        return f"'{value}'"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise TuningError(f"cannot write the parameter value {value!r}")
+    return repr(value)
+
+
+def format_name(base, params):
+    """Inverse of ``split_name``: a selector benchopt reads back exactly."""
+    if not params:
+        return base
+    inner = ",".join(f"{k}={_format_value(v)}"
+                     for k, v in sorted(params.items()))
+    return f"{base}[{inner}]"
+
+
+# Selection
+
+def score_runs(df, metric, maximize, reduce="final"):
+    """One score per run: the metric at its last point, or its best value.
+
+    Returns a DataFrame with the run columns and ``score`` (NaN for a run
+    whose score is not finite, e.g. a diverged run).
+    """
+    if reduce not in REDUCTIONS:
+        raise TuningError(f"reduce must be one of {REDUCTIONS}, got {reduce}")
+    keys = [c for c in ("dataset_name", "objective_name", "solver_name",
+                        "idx_rep") if c in df.columns]
+    order = [c for c in ("stop_val", "time") if c in df.columns]
+    df = df.sort_values(order, kind="stable")
+    values = df[metric].astype(float).replace([np.inf, -np.inf], np.nan)
+    grouped = values.groupby([df[k] for k in keys], sort=True, dropna=False)
+    if reduce == "final":
+        # The last point of the run, NaN included: a run that diverged at
+        # the end scores NaN.
+        scores = grouped.apply(lambda v: v.iloc[-1])
+    else:
+        scores = grouped.max() if maximize else grouped.min()
+    return scores.rename("score").reset_index()
+
+
+def select_best(df, metric, maximize=None, reduce="final"):
+    """The best setting per (data set, solver), scored on ``metric``.
+
+    Returns ``(best, table)``: ``table`` has one row per setting (columns
+    ``dataset_name``, ``solver`` (base name), ``solver_name``, ``score``
+    (median over repetitions of the run scores, NaN when not finite),
+    ``n_runs``, ``rank`` (1 = best)), ``best`` the rows of rank 1.
+    """
+    metric = check_metric(df, metric)
+    if maximize is None:
+        maximize = infer_maximize(metric)
+    runs = score_runs(df, metric, maximize, reduce)
+    # A diverged repetition is the worst possible score, not a missing one.
+    worst = -math.inf if maximize else math.inf
+    runs["score"] = runs["score"].fillna(worst)
+    keys = [c for c in ("dataset_name", "objective_name") if c in runs]
+    table = (runs.groupby(keys + ["solver_name"], sort=True)["score"]
+             .agg(score="median", n_runs="size").reset_index())
+    table["solver"] = table["solver_name"].map(lambda n: split_name(n)[0])
+    table = table.sort_values(
+        keys + ["solver", "score", "solver_name"],
+        ascending=[True] * len(keys) + [True, not maximize, True],
+        kind="stable",
+    )
+    table["rank"] = table.groupby(keys + ["solver"]).cumcount() + 1
+    table.loc[~np.isfinite(table["score"]), "score"] = math.nan
+    best = table[table["rank"] == 1].reset_index(drop=True)
+    return best, table.reset_index(drop=True)
+
+
+# Writing the config
+
+def _safe(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "dataset"
+
+
+def render_config(dataset_name, best, table, *, source, metric, maximize,
+                  reduce, run_options=None):
+    """The text of a run config with the best setting of each solver."""
+    direction = "maximized" if maximize else "minimized"
+    lines = [
+        "# Best parameters selected by benchmark_utils.tuning",
+        f"#   from: {source}",
+        f"#   rule: median over repetitions of the {reduce} value of "
+        f"{metric} ({direction}); a diverged run scores worst.",
+        f"#   dataset: {dataset_name}",
+    ]
+    for row in best.itertuples(index=False):
+        candidates = table[(table["dataset_name"] == dataset_name)
+                           & (table["solver"] == row.solver)]
+        lines.append(f"#   {row.solver}: score {row.score:.6g} over "
+                     f"{row.n_runs} run(s), best of {len(candidates)} "
+                     "setting(s)")
+        if not math.isfinite(row.score):
+            lines.append(f"#     WARNING: every {row.solver} setting "
+                         "diverged or has no finite score")
+    for key, value in (run_options or {}).items():
+        if value is not None:
+            lines.append(f"{key}: {value}")
+    lines.append("dataset:")
+    base, params = split_name(dataset_name)
+    lines.append(f'  - "{format_name(base, params)}"')
+    lines.append("solver:")
+    for row in best.itertuples(index=False):
+        base, params = split_name(row.solver_name)
+        lines.append(f'  - "{format_name(base, params)}"')
+    text = "\n".join(lines) + "\n"
+    yaml.safe_load(text)  # the file must be valid YAML
+    return text
+
+
+def output_paths(out, dataset_names):
+    """One path per data set: ``out`` itself when there is one."""
+    out = Path(out)
+    if len(dataset_names) == 1:
+        return {dataset_names[0]: out}
+    paths, used = {}, set()
+    for name in dataset_names:
+        stem = f"{out.stem}_{_safe(split_name(name)[0])}"
+        candidate, n = stem, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}_{n}"
+        used.add(candidate)
+        paths[name] = out.with_name(candidate + (out.suffix or ".yml"))
+    return paths
+
+
+def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
+         source="<dataframe>", run_options=None):
+    """Select the best settings of ``df`` and write the config(s).
+
+    Returns ``{dataset_name: path}`` of the files written.
+    """
+    metric = check_metric(df, metric)
+    if maximize is None:
+        maximize = infer_maximize(metric)
+    if dataset is not None:
+        names = df["dataset_name"].map(lambda n: split_name(n)[0])
+        if not (names == dataset).any():
+            raise TuningError(
+                f"no data set named {dataset!r} in the table; it has: "
+                f"{', '.join(sorted(set(names)))}")
+        df = df[names == dataset]
+    if df.empty:
+        raise TuningError("the result table is empty")
+    best, table = select_best(df, metric, maximize, reduce)
+    dataset_names = sorted(best["dataset_name"].unique())
+    paths = output_paths(out, dataset_names)
+    for name, path in paths.items():
+        text = render_config(
+            name, best[best["dataset_name"] == name], table, source=source,
+            metric=metric, maximize=maximize, reduce=reduce,
+            run_options=run_options)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return paths
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark_utils.tuning",
+        description="For each data set and solver of a grid run, pick the "
+                    "parameter setting with the best validation metric and "
+                    "write a benchopt run config with it.",
+    )
+    parser.add_argument("parquet", help="result file of the grid run")
+    parser.add_argument("--metric", required=True,
+                        help="validation metric column, e.g. "
+                             "objective_val_accuracy or objective_value")
+    direction = parser.add_mutually_exclusive_group()
+    direction.add_argument("--maximize", dest="maximize", action="store_true",
+                           default=None)
+    direction.add_argument("--minimize", dest="maximize",
+                           action="store_false")
+    parser.add_argument("--reduce", choices=REDUCTIONS, default="final",
+                        help="score of a run: its final value (default) or "
+                             "its best value")
+    parser.add_argument("--out", required=True,
+                        help="run config to write (one per data set, "
+                             "suffixed with its name, when there are several)")
+    parser.add_argument("--dataset", default=None,
+                        help="keep only the data sets of this name")
+    parser.add_argument("--n-repetitions", type=int, default=None)
+    parser.add_argument("--max-runs", type=int, default=None)
+    parser.add_argument("--timeout", type=float, default=None)
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    from benchopt.results import read_results
+    try:
+        df = read_results(args.parquet)
+        run_options = {"n-repetitions": args.n_repetitions,
+                       "max-runs": args.max_runs, "timeout": args.timeout}
+        paths = tune(df, args.metric, args.out, maximize=args.maximize,
+                     reduce=args.reduce, dataset=args.dataset,
+                     source=str(args.parquet), run_options=run_options)
+    except (TuningError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, path in paths.items():
+        print(f"{name}\n  -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

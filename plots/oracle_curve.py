@@ -1,0 +1,64 @@
+"""Curves against the solver's work instead of time.
+
+Any metric (option ``metric``, test accuracy or suboptimality first) against
+``x_axis`` in {``oracle_calls`` (gradients + Hessian-vector + cross products),
+``epochs`` (inner samples seen / training size), ``n_iter``}, as reported by
+the objective. Per solver, the median over repetitions at each logged point
+(shaded: 20 % - 80 % quantiles when there are several repetitions), so the
+algorithms compare independently of how fast each implementation runs.
+"""
+import math
+
+from benchopt import BasePlot
+
+from benchmark_utils.results import curve_metric_options, median_curve
+
+X_AXES = {
+    "oracle_calls": "Oracle calls (gradients + HVPs + cross products)",
+    "epochs": "Epochs (inner samples seen / training size)",
+    "n_iter": "Iterations",
+}
+
+
+class Plot(BasePlot):
+    name = "oracle_curve"
+    type = "scatter"
+    options = {
+        "dataset": ...,
+        "objective": ...,
+        "metric": curve_metric_options,
+        "x_axis": list(X_AXES),
+    }
+
+    def plot(self, df, dataset, objective, metric, x_axis):
+        x_col = f"objective_{x_axis}"
+        df = df[(df["dataset_name"] == dataset)
+                & (df["objective_name"] == objective)]
+        if metric not in df.columns or x_col not in df.columns \
+                or not df[metric].notna().any():
+            return []
+        curves = []
+        for solver, curve in median_curve(df, metric, x=x_col).items():
+            keep = curve["x"].map(math.isfinite) & curve["y"].map(math.isfinite)
+            curve = curve[keep]
+            if curve.empty:
+                continue
+            data = {
+                "x": curve["x"].tolist(),
+                "y": curve["y"].tolist(),
+                "label": solver,
+                **self.get_style(solver),
+            }
+            if curve["n_runs"].max() > 1:
+                data["y_low"] = curve["y_low"].tolist()
+                data["y_high"] = curve["y_high"].tolist()
+            curves.append(data)
+        return curves
+
+    def get_metadata(self, df, dataset, objective, metric, x_axis):
+        return {
+            "title": f"{objective}\nData: {dataset}",
+            "xlabel": X_AXES[x_axis],
+            "ylabel": metric.removeprefix("objective_")
+                      + " (median over repetitions)",
+        }
