@@ -25,3 +25,20 @@ def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
         p.mul_(rr_new / rr).add_(r)
         rr = rr_new
     return x
+
+
+def neumann(hvp_fn, b, n_steps, step):
+    """Neumann series ``step * sum_{q=0}^{n_steps} (I - step H)^q b``.
+
+    It approximates ``H^{-1} b`` (exactly as ``n_steps -> inf`` when
+    ``0 < step < 2 / L``, L the largest eigenvalue of H). ``hvp_fn(p)``
+    returns ``H p``; StocBiO passes a callable that draws a fresh minibatch
+    at every call, so each term uses its own stochastic Hessian. ``b`` is not
+    modified. Costs ``n_steps`` Hessian-vector products.
+    """
+    p = b.clone()
+    total = b.clone()
+    for _ in range(n_steps):
+        p.sub_(hvp_fn(p), alpha=step)
+        total.add_(p)
+    return total.mul_(step)
