@@ -1,10 +1,11 @@
 """Data hyper-cleaning with a multinomial logistic regression.
 
 Inner variable ``y``: the weights ``W`` (n_features x n_classes) and the
-bias ``b`` (n_classes) of a linear classifier, flattened as
-``y = concat(W.reshape(-1), b)``; equivalently ``y`` is the row-major
-flattening of the (n_features + 1) x n_classes matrix ``[W; b]``, which is
-how it is stored: the features carry a last constant column of ones.
+bias ``b`` (n_classes) of a linear classifier, stored class by class: ``y``
+is the row-major flattening of the (n_classes, n_features + 1) matrix
+``[W; b]^T`` (row k: the weights of class k, then its bias), and the
+features carry a last constant column of ones. This layout makes both
+products of a gradient use MKL's fastest paths (see ``_logits_t``).
 Outer variable ``x``: one logit per (corrupted) training sample,
 
     g(x, y) = mean_{i in batch} sigmoid(x_i) CE(y; a_i, b_i) + reg/2 ||y||^2
@@ -85,9 +86,9 @@ def cleaning_f1(flagged, mask):
 
 
 class _Split:
-    """Features with a trailing column of ones, and integer labels."""
+    """Features with a trailing column of ones, integer and one-hot labels."""
 
-    def __init__(self, X, labels, dtype, device):
+    def __init__(self, X, labels, dtype, device, n_classes=None):
         X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor)
                             else X).to(dtype=dtype, device=device)
         if X.ndim != 2:
@@ -100,32 +101,36 @@ class _Split:
         if len(self.labels) != len(self.A):
             raise ValueError(f"{len(self.A)} feature rows but "
                              f"{len(self.labels)} labels.")
+        self.onehot_t = None
+
+    def set_classes(self, n_classes):
+        """One-hot labels, transposed: (n_classes, n_samples)."""
+        self.onehot_t = torch.nn.functional.one_hot(
+            self.labels, n_classes).to(self.A.dtype).T.contiguous()
 
     def rows(self, idx):
+        """(features, one-hot labels transposed) of the batch. index_select
+        is ~4x faster than advanced indexing for a 64-row batch on CPU."""
         if idx is None:
-            return self.A, self.labels
+            return self.A, self.onehot_t
         idx = idx.to(self.A.device)
-        return self.A[idx], self.labels[idx]
+        return self.A.index_select(0, idx), self.onehot_t.index_select(1, idx)
 
 
-def _log_softmax_parts(Z, labels):
-    """Per-sample CE and softmax probabilities from one pass over Z."""
-    logp = torch.log_softmax(Z, dim=1)
-    ce = -logp.gather(1, labels[:, None])[:, 0]
-    return ce, logp.exp()
+# Batch quantities are kept transposed, (n_classes, batch): the logits
+# W^T A_b^T come from one mm (measured 1.9x faster than A_b W for a 64 x 785
+# batch and 10 classes on CPU), the softmax over dim 0 of a contiguous
+# (K, n) tensor runs a ~3x faster kernel than over the last dim of (n, K),
+# and the backward product G^T A_b lands directly in y's layout.
+def _cross_entropy(Zt, Yt):
+    """Per-sample CE from transposed logits and one-hot labels."""
+    return -(torch.log_softmax(Zt, dim=0) * Yt).sum(dim=0)
 
 
-def _residual(P, labels):
-    """d CE / d Z = P - onehot (per sample)."""
-    R = P.clone()
-    R[torch.arange(len(labels), device=R.device), labels] -= 1
-    return R
-
-
-def _curvature(P, dZ):
-    """(diag(P) - P P^T) dZ per sample: d2 CE / d Z2 applied to dZ."""
-    PdZ = P * dZ
-    return PdZ - P * PdZ.sum(dim=1, keepdim=True)
+def _curvature(Pt, dZt):
+    """(diag(P) - P P^T) dZ per sample (transposed): d2 CE / d Z2 dZ."""
+    PdZ = Pt * dZt
+    return PdZ.sub_(Pt * PdZ.sum(dim=0))
 
 
 class HyperCleaningProblem(BilevelProblem):
@@ -177,6 +182,8 @@ class HyperCleaningProblem(BilevelProblem):
                              f"n_classes >= 2; got labels in [{min_label}, "
                              f"{max_label}] and n_classes={n_classes}.")
         self.n_classes = int(n_classes)
+        for split in self.splits.values():
+            split.set_classes(self.n_classes)
         self.n_features = dim - 1
         self.reg = float(reg)
         n_train = len(self.splits["train"].labels)
@@ -200,16 +207,21 @@ class HyperCleaningProblem(BilevelProblem):
         )
 
     # -- helpers --------------------------------------------------------------
+    def _wt(self, inner_var):
+        """[W; b]^T as a (n_classes, n_features + 1) view: the layout of y."""
+        return inner_var.view(self.n_classes, -1)
+
     def _w(self, inner_var):
-        """[W; b] as a (n_features + 1, n_classes) view."""
-        return inner_var.view(-1, self.n_classes)
+        """[W; b] as a (n_features + 1, n_classes) (transposed) view."""
+        return self._wt(inner_var).T
 
     def weights_and_bias(self, inner_var):
         Wb = self._w(inner_var)
         return Wb[:-1], Wb[-1]
 
     def _weights(self, outer_var, idx):
-        x = outer_var if idx is None else outer_var[idx.to(outer_var.device)]
+        x = outer_var if idx is None else \
+            outer_var.index_select(0, idx.to(outer_var.device))
         return torch.sigmoid(x)
 
     def _scatter(self, outer_var, idx, values):
@@ -220,78 +232,80 @@ class HyperCleaningProblem(BilevelProblem):
         out = torch.zeros_like(outer_var)
         return out.index_add_(0, idx.to(out.device), values)
 
+    def _logits_t(self, A, inner_var):
+        """Transposed logits (n_classes, batch)."""
+        return torch.mm(self._wt(inner_var), A.T)
+
     # -- losses ---------------------------------------------------------------
     def inner(self, inner_var, outer_var, idx=None):
-        A, labels = self.splits["train"].rows(idx)
-        ce = torch.nn.functional.cross_entropy(A @ self._w(inner_var), labels,
-                                               reduction="none")
+        A, Yt = self.splits["train"].rows(idx)
+        ce = _cross_entropy(self._logits_t(A, inner_var), Yt)
         s = self._weights(outer_var, idx)
         return (s * ce).mean() + 0.5 * self.reg * inner_var @ inner_var
 
     def outer(self, inner_var, outer_var, idx=None):
-        A, labels = self.splits["val"].rows(idx)
-        return torch.nn.functional.cross_entropy(A @ self._w(inner_var),
-                                                 labels)
+        A, Yt = self.splits["val"].rows(idx)
+        return _cross_entropy(self._logits_t(A, inner_var), Yt).mean()
 
     # -- closed-form oracles --------------------------------------------------
-    # Products with the data are the whole cost and are memory bound (A is
-    # read once per product whatever the number of columns): the forward
-    # products A W and A V share one A @ [W, V], the backward ones share one
-    # [G, H dZ]^T A (measured 2-3x faster on CPU than A^T @ [G, H dZ]). The
-    # softmax probabilities of the last full training batch are cached
+    # Products with the data are most of the cost: the forward products
+    # of W and V share one [W, V]^T A^T (one read of A), the backward ones
+    # share one [G, H dZ]^T A, whose (2K, D) result is already in y's layout.
+    # The softmax probabilities of the last full training batch are cached
     # (compared to y exactly), so that the Hessian-vector products of a CG
     # solve at a fixed y cost one forward and one backward product each.
-    def _probs_train(self, A, inner_var, idx, V=None):
-        """(P, A V or None) on the training batch."""
-        W = self._w(inner_var)
+    def _forward(self, A, inner_var, idx, v=None):
+        """Training-batch (P^T, (A V)^T or None)."""
         cached = self._p_cache if idx is None else None
         if cached is not None and cached[0].shape == inner_var.shape and \
                 torch.equal(cached[0], inner_var):
-            return cached[1], (None if V is None else A @ V)
-        if V is None:
-            P, dZ = torch.softmax(A @ W, dim=1), None
+            return cached[1], (None if v is None else self._logits_t(A, v))
+        K = self.n_classes
+        if v is None:
+            Pt = torch.softmax(self._logits_t(A, inner_var), dim=0)
+            dZt = None
         else:
-            ZdZ = A @ torch.cat([W, V], dim=1)
-            P = torch.softmax(ZdZ[:, :self.n_classes], dim=1)
-            dZ = ZdZ[:, self.n_classes:]
+            ZdZt = torch.mm(torch.cat([self._wt(inner_var), self._wt(v)]),
+                            A.T)
+            Pt, dZt = torch.softmax(ZdZt[:K], dim=0), ZdZt[K:]
         if idx is None:
-            self._p_cache = (inner_var.detach().clone(), P)
-        return P, dZ
+            self._p_cache = (inner_var.detach().clone(), Pt)
+        return Pt, dZt
 
     @staticmethod
-    def _rmatmul(A, M):
-        """A^T M, flattened row-major like y."""
-        return (M.T @ A).T.reshape(-1)
+    def _backward(A, Gt, n):
+        """(G^T A / n) flattened: the gradient layout of y."""
+        return (Gt @ A).div_(n).reshape(-1)
 
     def grad_inner(self, inner_var, outer_var, idx=None):
-        A, labels = self.splits["train"].rows(idx)
+        A, Yt = self.splits["train"].rows(idx)
         # CE from the logits (log-sum-exp), not from the cached P.
-        ce, P = _log_softmax_parts(A @ self._w(inner_var), labels)
+        logp = torch.log_softmax(self._logits_t(A, inner_var), dim=0)
+        ce = -(logp * Yt).sum(dim=0)
         s = self._weights(outer_var, idx)
-        n = len(labels)
-        grad_y = self._rmatmul(A, s[:, None] * _residual(P, labels)) / n \
-            + self.reg * inner_var
+        n = len(s)
+        grad_y = self._backward(A, logp.exp_().sub_(Yt).mul_(s), n) \
+            .add_(inner_var, alpha=self.reg)
         grad_x = self._scatter(outer_var, idx, s * (1 - s) * ce / n)
         return grad_y, grad_x
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
-        A, labels = self.splits["train"].rows(idx)
-        P, _ = self._probs_train(A, inner_var, idx)
+        A, Yt = self.splits["train"].rows(idx)
+        Pt, _ = self._forward(A, inner_var, idx)
         s = self._weights(outer_var, idx)
-        return self._rmatmul(A, s[:, None] * _residual(P, labels)) \
-            / len(labels) + self.reg * inner_var
+        return self._backward(A, (Pt - Yt).mul_(s), len(s)) \
+            .add_(inner_var, alpha=self.reg)
 
     def grad_inner_x(self, inner_var, outer_var, idx=None):
-        A, labels = self.splits["train"].rows(idx)
-        ce = torch.nn.functional.cross_entropy(A @ self._w(inner_var), labels,
-                                               reduction="none")
+        A, Yt = self.splits["train"].rows(idx)
+        ce = _cross_entropy(self._logits_t(A, inner_var), Yt)
         s = self._weights(outer_var, idx)
-        return self._scatter(outer_var, idx, s * (1 - s) * ce / len(labels))
+        return self._scatter(outer_var, idx, s * (1 - s) * ce / len(s))
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
-        A, labels = self.splits["val"].rows(idx)
-        P = torch.softmax(A @ self._w(inner_var), dim=1)
-        return self._rmatmul(A, _residual(P, labels)) / len(labels)
+        A, Yt = self.splits["val"].rows(idx)
+        Pt = torch.softmax(self._logits_t(A, inner_var), dim=0)
+        return self._backward(A, Pt.sub_(Yt), Yt.shape[1])
 
     def grad_outer_x(self, inner_var, outer_var, idx=None):
         return torch.zeros_like(outer_var)
@@ -301,40 +315,38 @@ class HyperCleaningProblem(BilevelProblem):
                 torch.zeros_like(outer_var))
 
     def hvp(self, inner_var, outer_var, v, idx=None):
-        A, labels = self.splits["train"].rows(idx)
-        P, dZ = self._probs_train(A, inner_var, idx, self._w(v))
+        A, _ = self.splits["train"].rows(idx)
+        Pt, dZt = self._forward(A, inner_var, idx, v)
         s = self._weights(outer_var, idx)
-        HdZ = s[:, None] * _curvature(P, dZ)
-        return self._rmatmul(A, HdZ) / len(labels) + self.reg * v
+        HdZ = _curvature(Pt, dZt).mul_(s)
+        return self._backward(A, HdZ, len(s)).add_(v, alpha=self.reg)
 
     def cross(self, inner_var, outer_var, v, idx=None):
-        A, labels = self.splits["train"].rows(idx)
-        P, dZ = self._probs_train(A, inner_var, idx, self._w(v))
+        A, Yt = self.splits["train"].rows(idx)
+        Pt, dZt = self._forward(A, inner_var, idx, v)
         s = self._weights(outer_var, idx)
-        rdz = (_residual(P, labels) * dZ).sum(dim=1)
-        return self._scatter(outer_var, idx, s * (1 - s) * rdz / len(labels))
+        rdz = ((Pt - Yt) * dZt).sum(dim=0)
+        return self._scatter(outer_var, idx, s * (1 - s) * rdz / len(s))
 
     def inner_oracles(self, inner_var, outer_var, v, idx=None):
         """(grad_y g, H v, J v) from one gather of the batch rows, one
-        product A [W, V] and one product [G, H dZ]^T A."""
-        A, labels = self.splits["train"].rows(idx)
-        K = self.n_classes
-        P, dZ = self._probs_train(A, inner_var, idx, self._w(v))
-        R = _residual(P, labels)
-        s = self._weights(outer_var, idx)[:, None]
-        n = len(labels)
-        out = (torch.cat([s * R, s * _curvature(P, dZ)], dim=1).T @ A).T
-        grad = out[:, :K].reshape(-1) / n + self.reg * inner_var
-        hv = out[:, K:].reshape(-1) / n + self.reg * v
-        s = s[:, 0]
+        product [W, V]^T A^T and one product [G, H dZ]^T A."""
+        A, Yt = self.splits["train"].rows(idx)
+        Pt, dZt = self._forward(A, inner_var, idx, v)
+        s = self._weights(outer_var, idx)
+        K, n = self.n_classes, len(s)
+        Rt = Pt - Yt
         jv = self._scatter(outer_var, idx,
-                           s * (1 - s) * (R * dZ).sum(dim=1) / n)
+                           (Rt * dZt).sum(dim=0).mul_(s * (1 - s) / n))
+        out = (torch.cat([Rt, _curvature(Pt, dZt)]).mul_(s) @ A).div_(n)
+        grad = out[:K].reshape(-1).add_(inner_var, alpha=self.reg)
+        hv = out[K:].reshape(-1).add_(v, alpha=self.reg)
         return grad, hv, jv
 
     # -- metrics --------------------------------------------------------------
     def predict(self, inner_var, split_name):
         A = self.splits[split_name].A
-        return (A @ self._w(inner_var)).argmax(dim=1)
+        return self._logits_t(A, inner_var).argmax(dim=0)
 
     def accuracy(self, inner_var, split_name):
         """Fraction of correctly classified samples (not the error rate).

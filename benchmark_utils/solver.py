@@ -6,6 +6,7 @@ updating ``state`` in place). The base class owns benchopt's callback loop,
 the minibatch samplers, the random generator, oracle counting and divergence
 detection.
 """
+import os
 from types import SimpleNamespace
 
 import torch
@@ -41,6 +42,13 @@ class StochasticBilevelSolver(BaseSolver):
     reported_inner = "inner_var"
 
     def set_objective(self, problem):
+        if problem.device.type == "cpu" and "OMP_NUM_THREADS" not in \
+                os.environ:
+            # One thread unless asked otherwise: a minibatch step's products
+            # are too small to gain from a second thread, and when another
+            # process holds a core, two-thread OpenMP kernels stall (measured
+            # 10-100x slower per step on a busy 2-core machine).
+            torch.set_num_threads(1)
         self.problem = problem
         self.batch_size = check_batch_size(self.batch_size)
         self.eval_freq = check_positive_int(self.eval_freq, "eval_freq")

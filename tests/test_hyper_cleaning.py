@@ -104,8 +104,10 @@ def test_layout_and_start():
     assert p.dim_inner == (6 + 1) * 4 and p.dim_outer == p.n_inner == 40
     assert p.n_outer == 30
     assert (p.inner_var0 == 0).all() and (p.outer_var0 == -3.0).all()
+    # y stores [W; b]^T row by row: class k's 6 weights, then its bias
     W, b = p.weights_and_bias(torch.arange(28.0))
-    assert W.shape == (6, 4) and torch.equal(b, torch.arange(24.0, 28.0))
+    assert W.shape == (6, 4) and torch.equal(b, torch.arange(6.0, 28.0, 7))
+    assert torch.equal(W[:, 1], torch.arange(7.0, 13.0))
     q = small_problem(dtype=torch.float32)
     assert q.dtype == torch.float32 and (q.outer_var0 == -2).all()
     assert q.reg == 0.4
@@ -180,8 +182,9 @@ def test_accuracy_with_known_predictions():
     p = HyperCleaningProblem(eye, [0, 1, 2], eye, [0, 1, 1], X_test, y_test,
                              n_classes=3, value_function=False,
                              dtype=torch.float64)
-    y = torch.cat([10 * torch.eye(3, dtype=torch.float64).reshape(-1),
-                   torch.zeros(3, dtype=torch.float64)])
+    # class k: weight 10 on feature k, bias 0
+    y = torch.cat([10 * torch.eye(3, dtype=torch.float64),
+                   torch.zeros(3, 1, dtype=torch.float64)], dim=1).reshape(-1)
     m = p.metrics(y, p.outer_var0)
     assert m["test_accuracy"] == 0.5
     assert m["val_accuracy"] == pytest.approx(2 / 3)
