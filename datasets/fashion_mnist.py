@@ -34,6 +34,9 @@ class Dataset(BaseDataset):
         "n_val": [5000],
         "reg": [0.4],
         "random_state": [0],
+        # h(x) needs an inner solve (~1 s on 20000 samples) at every logged
+        # point: off by default so that evaluation stays a few ms.
+        "value_function": [False],
         "device": ["cpu"],
     }
     test_parameters = {"n_train": [500], "n_val": [200]}
@@ -48,12 +51,15 @@ class Dataset(BaseDataset):
         seed = check_positive_int(self.random_state, "random_state",
                                   allow_zero=True)
         device = check_device(self.device)
+        n_train = check_positive_int(self.n_train, "n_train")
+        n_val = check_positive_int(self.n_val, "n_val")
         X, y, X_test, y_test = load_fashion_mnist()
-        train, val = split_pool(len(X), self.n_train, self.n_val,
+        train, val = split_pool(len(X), n_train, n_val,
                                 np.random.default_rng([seed, 0]))
         problem = make_hyper_cleaning(
             X[train], y[train], X[val], y[val], X_test, y_test,
             ratio=self.ratio, reg=self.reg, n_classes=10,
             random_state=np.random.default_rng([seed, 1]), device=device,
+            value_function=bool(self.value_function),
         )
         return dict(problem=problem)
