@@ -224,6 +224,12 @@ class HyperCleaningProblem(BilevelProblem):
             outer_var.index_select(0, idx.to(outer_var.device))
         return torch.sigmoid(x)
 
+    def outer_support(self, idx, which="inner"):
+        # x_i weighs training sample i in g only; f does not depend on x.
+        if which == "outer":
+            return torch.zeros(0, dtype=torch.int64, device=self.device)
+        return None if idx is None else idx
+
     def _scatter(self, outer_var, idx, values):
         """A dense vector of the outer dimension holding ``values`` at the
         batch indices (summed over repeats)."""

@@ -66,6 +66,13 @@ class BilevelProblem:
         """Task metrics (test accuracy, ...) as a dict of floats."""
         return {}
 
+    def outer_support(self, idx, which="inner"):
+        """Outer coordinates where the x-derivatives of g (``which="inner"``)
+        or f (``"outer"``) on the batch ``idx`` can be nonzero, as a
+        LongTensor; ``None`` (the default) when they can be anywhere.
+        Memory-based solvers use it to store x-directions compactly."""
+        return None
+
     # -- oracles (autograd defaults; override with closed forms) ------------
     def grad_inner(self, inner_var, outer_var, idx=None):
         """(grad_y g, grad_x g)."""

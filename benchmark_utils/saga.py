@@ -75,3 +75,66 @@ class SagaTable:
     def means(self):
         """The running means, one per direction (views)."""
         return self.mean.split(self.sizes)
+
+
+class SupportSagaTable:
+    """SAGA memory of outer-dimension directions that batch b can only make
+    nonzero on the coordinates ``supports[b]``.
+
+    Hyper-cleaning's grad_x g_i and J_i v live on batch i's own samples, so
+    the memory holds |b| values per batch (n in total instead of
+    n_batches x dim) and an update works on |b| coordinates: the estimate
+    ``c_b(new) - memory[b] + mean`` is the mean plus ``new - memory[b]`` on
+    the support, as both vanish elsewhere. Same interface as
+    :class:`SagaTable` for one direction.
+    """
+
+    def __init__(self, weights, supports, dim, dtype=torch.float64,
+                 device="cpu"):
+        if isinstance(weights, torch.Tensor):
+            weights = weights.tolist()
+        self.weights = [float(w) for w in weights]
+        self.supports = [s.to(device) for s in supports]
+        self.memory = [torch.zeros(len(s), dtype=dtype, device=device)
+                       for s in self.supports]
+        self.mean = torch.zeros(dim, dtype=dtype, device=device)
+
+    def __len__(self):
+        return len(self.weights)
+
+    def init(self, batch_id, direction):
+        if len(self.weights) == 1:
+            return
+        support = self.supports[batch_id]
+        values = direction.index_select(0, support)
+        self.memory[batch_id].copy_(values)
+        self.mean.index_add_(0, support, values,
+                             alpha=self.weights[batch_id])
+
+    def update(self, batch_id, direction):
+        if len(self.weights) == 1:
+            return (direction,)
+        support = self.supports[batch_id]
+        new = direction.index_select(0, support)
+        diff = new - self.memory[batch_id]
+        self.memory[batch_id].copy_(new)
+        estimate = self.mean.clone().index_add_(0, support, diff)
+        self.mean.index_add_(0, support, diff, alpha=self.weights[batch_id])
+        return (estimate,)
+
+    def means(self):
+        return (self.mean,)
+
+
+def make_table(problem, partition, sizes, outer, which):
+    """A SagaTable for the inner-dimension directions ``sizes`` and one for
+    the outer-dimension direction, sparse when the problem declares the
+    outer coordinates each batch can touch (``problem.outer_support``)."""
+    weights, batches = partition.weights, partition.batches
+    kw = dict(dtype=problem.dtype, device=problem.device)
+    supports = [problem.outer_support(idx, which) for idx in batches]
+    if len(batches) > 1 and all(s is not None for s in supports):
+        outer_table = SupportSagaTable(weights, supports, outer, **kw)
+    else:
+        outer_table = SagaTable(weights, (outer,), **kw)
+    return SagaTable(weights, sizes, **kw), outer_table

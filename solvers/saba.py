@@ -12,9 +12,11 @@ section SABA. Three variables (y, v, x) move together from the same point:
     y <- y - rho * D_y_hat;  v <- v - rho * D_v_hat;  x <- x - gamma * D_x_hat
 
 where ``c_hat`` is the SAGA estimate of each component on its fixed batch
-(:class:`benchmark_utils.saga.SagaTable`: one table for the inner batches
-holding (grad_y g, H v, J v), one for the outer batches holding
-(grad_y f, grad_x f)). v converges to -H^{-1} grad_y f.
+(``benchmark_utils.saga``: tables for the inner batches holding
+(grad_y g, H v) and J v, for the outer batches holding grad_y f and
+grad_x f; an x-direction is stored on its support only when the problem
+declares one, e.g. hyper-cleaning's J_i v lives on batch i's samples, so the
+memory work per step is O(batch) there). v converges to -H^{-1} grad_y f.
 
 Choices left open by the paper / made here:
 - The fixed partitions are drawn once per run from the solver's generator
@@ -39,7 +41,7 @@ grad_y g, H v and J v; one outer call giving grad_y f and grad_x f),
 """
 import torch
 
-from benchmark_utils.saga import SagaTable
+from benchmark_utils.saga import make_table
 from benchmark_utils.samplers import BatchPartition
 from benchmark_utils.solver import (COMMON_PARAMETERS, State,
                                     StochasticBilevelSolver)
@@ -71,20 +73,25 @@ class Solver(StochasticBilevelSolver):
         y = problem.inner_var0.clone()
         x = problem.outer_var0.clone()
         v = torch.zeros_like(y)
-        dtype = y.dtype
-        self.inner_table = SagaTable(
-            self.inner_partition.weights, (y.numel(), y.numel(), x.numel()),
-            dtype=dtype, device=device)
-        self.outer_table = SagaTable(
-            self.outer_partition.weights, (y.numel(), x.numel()),
-            dtype=dtype, device=device)
+        # (grad_y g, H v) and J v on inner batches; (grad_y f) and grad_x f
+        # on outer batches. x-directions are stored on their support only
+        # when the problem declares it (O(batch) memory work per step).
+        d, p = y.numel(), x.numel()
+        self.inner_table, self.cross_table = make_table(
+            problem, self.inner_partition, (d, d), p, "inner")
+        self.outer_table, self.grad_x_f_table = make_table(
+            problem, self.outer_partition, (d,), p, "outer")
         # Memory initialization: one full pass at (y0, v0 = 0, x0).
-        if len(self.inner_table) > 1:
+        if len(self.inner_partition) > 1:
             for b, idx in enumerate(self.inner_partition.batches):
-                self.inner_table.init(b, *oracles.inner_oracles(y, x, v, idx))
-        if len(self.outer_table) > 1:
+                grad_y_g, hvp, cross = oracles.inner_oracles(y, x, v, idx)
+                self.inner_table.init(b, grad_y_g, hvp)
+                self.cross_table.init(b, cross)
+        if len(self.outer_partition) > 1:
             for b, idx in enumerate(self.outer_partition.batches):
-                self.outer_table.init(b, *oracles.grad_outer(y, x, idx))
+                grad_y_f, grad_x_f = oracles.grad_outer(y, x, idx)
+                self.outer_table.init(b, grad_y_f)
+                self.grad_x_f_table.init(b, grad_x_f)
         return State(inner_var=y, outer_var=x, v=v)
 
     def step(self, state):
@@ -93,11 +100,14 @@ class Solver(StochasticBilevelSolver):
         inner_id, inner_idx = self.inner_partition.sample()
         outer_id, outer_idx = self.outer_partition.sample()
 
-        # directions at the current point (fused inner oracles)
-        grad_y_g, hvp, cross = self.inner_table.update(
-            inner_id, *oracles.inner_oracles(y, x, v, inner_idx))
-        grad_y_f, grad_x_f = self.outer_table.update(
-            outer_id, *oracles.grad_outer(y, x, outer_idx))
+        # directions at the current point (fused inner oracles), then their
+        # SAGA estimates
+        grad_y_g, hvp, cross = oracles.inner_oracles(y, x, v, inner_idx)
+        grad_y_g, hvp = self.inner_table.update(inner_id, grad_y_g, hvp)
+        cross, = self.cross_table.update(inner_id, cross)
+        grad_y_f, grad_x_f = oracles.grad_outer(y, x, outer_idx)
+        grad_y_f, = self.outer_table.update(outer_id, grad_y_f)
+        grad_x_f, = self.grad_x_f_table.update(outer_id, grad_x_f)
 
         # y <- y - rho D_y;  v <- v - rho D_v;  x <- x - gamma D_x
         y.sub_(grad_y_g, alpha=self.rho)

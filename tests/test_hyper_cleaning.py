@@ -262,11 +262,14 @@ def test_embedded_mnist_dataset():
     frac = float(p.corruption_mask.double().mean())
     assert 0.4 < frac < 0.6
     # defaults (20000 / 5000) are capped at the embedded pools
-    capped = Dataset.get_instance(source="embedded").get_data()["problem"]
+    capped = Dataset.get_instance(source="embedded",
+                                  value_function=True).get_data()["problem"]
     assert (capped.n_inner, capped.n_outer) == (3000, 1000)
     m = capped.metrics(capped.inner_var0, capped.outer_var0)
     assert set(m) == {"val_accuracy", "test_accuracy", "cleaning_f1",
                       "value_function"}
+    # the value function (an inner solve per evaluation) is opt-in
+    assert "value_function" not in p.metrics(p.inner_var0, p.outer_var0)
     with pytest.raises(ValueError, match="source"):
         Dataset.get_instance(source="nope").get_data()
     with pytest.raises(ValueError, match="ratio"):
