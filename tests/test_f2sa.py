@@ -21,13 +21,22 @@ def test_f2sa_full_batch_stationarity(quadratic, make_solver):
     assert solver.get_result()["inner_var"] is not solver.state.y
 
 
+# Full batch, fixed multiplier lambda = 10 (delta_lmbda = 0: a growing lambda
+# makes the Adam steps on y jump, the bias of F2SA is O(1 / lambda)), the
+# default decreasing learning rates alpha = gamma = 0.01 / k^(5/7, 4/7),
+# beta = 0.02 / k^(4/7) and beta2 = 0.999: relative ||grad h|| 1.1e-2 at
+# 1000 iterations, 5.8e-3 at 2000, flat at 5.7e-3 up to 6000. lambda 15-30
+# or beta2 0.99 dip lower (3e-3) but oscillate back above 1e-2 (Adam's
+# constant-size steps near the optimum).
+F2SA_ADAM_FULL = dict(step_size=0.01, outer_ratio=2.0, lmbda0=10.0,
+                      delta_lmbda=0.0, beta2=0.999, schedule="decreasing",
+                      batch_size="full")
+
+
 def test_f2sa_adam_full_batch_stationarity(quadratic, make_solver):
-    # Default decreasing schedule, alpha = gamma = beta = 0.03, delta 0.1:
-    # 1.85e-2 after 1000 iterations, see the report for longer runs.
-    solver = make_solver("F2SA-Adam", quadratic, step_size=0.03,
-                         batch_size="full")
-    run_steps(solver, 1000)
-    assert relative_hypergrad(quadratic, solver) < 3e-2
+    solver = make_solver("F2SA-Adam", quadratic, **F2SA_ADAM_FULL)
+    run_steps(solver, 2000)
+    assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
 @pytest.mark.parametrize("name, params", [
