@@ -27,7 +27,7 @@ W = 0, b = 0, x_i = -2, and reg = 0.4 (its 0.2 ||W||^2).
 import numpy as np
 import torch
 
-from benchmark_utils.inner_solve import solve_inner
+from benchmark_utils.inner_solve import warm_value_function
 from benchmark_utils.problem import BilevelProblem
 from benchmark_utils.validation import (check_device, check_interval,
                                         check_positive, check_positive_int)
@@ -377,13 +377,7 @@ class HyperCleaningProblem(BilevelProblem):
         """
         if tol is None:
             tol = 1e-4 if self.dtype == torch.float32 else 1e-8
-        warm = self._y_star
-        if warm is None or not bool(torch.isfinite(warm).all()):
-            warm = None
-        y_star, gnorm = solve_inner(self, outer_var, inner_var=warm, tol=tol,
-                                    max_iter=max_iter)
-        self._y_star = y_star
-        return float(self.outer(y_star, outer_var)), gnorm
+        return warm_value_function(self, outer_var, tol, max_iter)
 
     def metrics(self, inner_var, outer_var):
         out = dict(val_accuracy=self.accuracy(inner_var, "val"))

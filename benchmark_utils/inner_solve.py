@@ -44,6 +44,20 @@ def solve_inner(problem, outer_var, inner_var=None, tol=1e-6, max_iter=50):
     return y, gnorm
 
 
+def warm_value_function(problem, outer_var, tol, max_iter=50):
+    """h(x) = f(x, y*(x)) with y*(x) solved warm started at the solution of
+    the previous call (kept on ``problem._y_star``; a non-finite or
+    missing one restarts from ``inner_var0``). Returns ``(h, grad_norm)``."""
+    warm = getattr(problem, "_y_star", None)
+    if warm is None or warm.shape != problem.inner_var0.shape or \
+            not bool(torch.isfinite(warm).all()):
+        warm = None
+    y_star, gnorm = solve_inner(problem, outer_var, inner_var=warm, tol=tol,
+                                max_iter=max_iter)
+    problem._y_star = y_star
+    return float(problem.outer(y_star, outer_var)), gnorm
+
+
 def hypergradient(problem, outer_var, inner_var, tol=1e-10, max_iter=None,
                   v0=None):
     """grad h(x) = grad_x f + J v with v = -H^{-1} grad_y f, at (x, inner_var).

@@ -19,6 +19,9 @@ Two layers:
 """
 import torch
 
+from benchmark_utils.schedules import F2SA_EXPONENTS, decreasing_or_constant
+from benchmark_utils.validation import check_positive, check_positive_int
+
 
 def _axpy(a, b, scale):
     """a + scale * b; ``scale`` a float or a 0-d tensor (no host sync)."""
@@ -70,3 +73,25 @@ def x_direction(oracles, y, z, x, lmbda, inner_idx, outer_idx):
     return penalty_x(oracles.grad_outer_x(y, x, outer_idx),
                      oracles.grad_inner_x(y, x, inner_idx),
                      oracles.grad_inner_x(z, x, inner_idx), lmbda)
+
+
+def check_f2sa_parameters(solver):
+    """Validate the parameters F2SA and F2SA-Adam share and store on the
+    solver gamma = inner_ratio * alpha, beta = outer_ratio * alpha, the
+    number of inner steps and the schedules of ALGORITHMS.md."""
+    alpha = check_positive(solver.step_size, "step_size")
+    solver.gamma = check_positive(solver.inner_ratio, "inner_ratio") * alpha
+    solver.beta = check_positive(solver.outer_ratio, "outer_ratio") * alpha
+    check_positive(solver.lmbda0, "lmbda0")
+    check_positive(solver.delta_lmbda, "delta_lmbda", allow_zero=True)
+    solver.n_inner = check_positive_int(solver.n_inner_steps,
+                                        "n_inner_steps")
+    solver.schedules = decreasing_or_constant(solver.schedule,
+                                              F2SA_EXPONENTS)
+
+
+def f2sa_step_sizes(solver, k):
+    """(alpha_k, gamma_k, beta_k, delta_k) of outer iteration k."""
+    s = solver.schedules
+    return (solver.step_size * s["alpha"](k), solver.gamma * s["gamma"](k),
+            solver.beta * s["beta"](k), solver.delta_lmbda * s["delta"](k))

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark_utils.inner_solve import solve_inner
+from benchmark_utils.inner_solve import warm_value_function
 from benchmark_utils.problem import BilevelProblem
 from benchmark_utils.validation import check_choice, check_device
 
@@ -397,14 +397,7 @@ class RegularizationProblem(BilevelProblem):
     def value_function(self, outer_var, tol=1e-6, max_iter=50):
         """h(x) = f(x, y*(x)), y*(x) by Newton-CG warm started at the last
         solution; returns ``(h, inner_grad_norm_at_solution)``."""
-        warm = self._y_star
-        if warm is None or warm.shape != self.inner_var0.shape or \
-                not bool(torch.isfinite(warm).all()):
-            warm = None
-        y_star, gnorm = solve_inner(self, outer_var, inner_var=warm, tol=tol,
-                                    max_iter=max_iter)
-        self._y_star = y_star
-        return float(self.outer(y_star, outer_var)), gnorm
+        return warm_value_function(self, outer_var, tol, max_iter)
 
     def metrics(self, inner_var, outer_var):
         out = dict(val_accuracy=self.accuracy(inner_var, "val"))

@@ -34,11 +34,10 @@ Choices the papers leave open:
 Oracle calls per iteration: T * 3 gradients (inner loop) + 3 gradients (x
 step); no Hessian-vector or cross product.
 """
-from benchmark_utils.penalty import x_direction, y_direction
-from benchmark_utils.schedules import F2SA_EXPONENTS, decreasing_or_constant
+from benchmark_utils.penalty import (check_f2sa_parameters, f2sa_step_sizes,
+                                     x_direction, y_direction)
 from benchmark_utils.solver import (COMMON_PARAMETERS, State,
                                     StochasticBilevelSolver)
-from benchmark_utils.validation import check_positive, check_positive_int
 
 
 class Solver(StochasticBilevelSolver):
@@ -75,14 +74,7 @@ class Solver(StochasticBilevelSolver):
     test_config = {"step_size": 0.1}
 
     def init_state(self):
-        alpha = check_positive(self.step_size, "step_size")
-        self.gamma = check_positive(self.inner_ratio, "inner_ratio") * alpha
-        self.beta = check_positive(self.outer_ratio, "outer_ratio") * alpha
-        check_positive(self.lmbda0, "lmbda0")
-        check_positive(self.delta_lmbda, "delta_lmbda", allow_zero=True)
-        self.n_inner = check_positive_int(self.n_inner_steps, "n_inner_steps")
-        self.schedules = decreasing_or_constant(self.schedule,
-                                                F2SA_EXPONENTS)
+        check_f2sa_parameters(self)
         problem = self.problem
         return State(outer_var=problem.outer_var0.clone(),
                      y=problem.inner_var0.clone(),
@@ -90,11 +82,7 @@ class Solver(StochasticBilevelSolver):
                      lmbda=float(self.lmbda0))
 
     def step(self, state):
-        k, s = self.n_iter, self.schedules
-        alpha_k = self.step_size * s["alpha"](k)
-        gamma_k = self.gamma * s["gamma"](k)
-        beta_k = self.beta * s["beta"](k)
-        delta_k = self.delta_lmbda * s["delta"](k)
+        alpha_k, gamma_k, beta_k, delta_k = f2sa_step_sizes(self, self.n_iter)
         oracles, lmbda = self.oracles, state.lmbda
         x, y, z = state.outer_var, state.y, state.z
 
