@@ -41,7 +41,7 @@ run --config experiments/seed004_bvfim.yml \
 table outputs/readme_fashion.parquet --target 0.72
 table outputs/readme_fashion.parquet --target 0.75
 table outputs/readme_seed000_mnist.parquet --target 0.8
-table outputs/readme_ijcnn1.parquet --target 0.92
-table outputs/readme_seed003_mnist.parquet --target 0.9
+table outputs/readme_ijcnn1.parquet --metric objective_value --target 0.3
+table outputs/readme_seed003_mnist.parquet --target 0.8
 table outputs/readme_seed003_news20.parquet --target 0.8
 table outputs/readme_seed004.parquet --target 0.8

@@ -8,8 +8,8 @@ median test accuracy reached and the median time to a target.
 ``--target NAME=VALUE`` sets the target of the data sets whose name starts
 with NAME (the longest match wins); a bare value applies to the others.
 
-The best accuracy is the maximum over logged points of the median over
-repetitions (points matched by their rank in the run); the time to target
+The best value (maximum for accuracies, minimum for losses) is taken over
+logged points of the median over repetitions (points matched by their rank in the run); the time to target
 is the median over repetitions of each run's first time at or above the
 target ("not reached" when half of the runs or more never get there).
 """
@@ -21,16 +21,28 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmark_utils.results import (summarize_time_to_target,  # noqa: E402
-                                     time_to_target)
+from benchmark_utils.results import (infer_maximize,  # noqa: E402
+                                     summarize_time_to_target, time_to_target)
 
 
 def best_median(df, metric):
     out = {}
     for key, runs in df.groupby(["dataset_name", "solver_name"]):
         ranked = runs.assign(rank=runs.groupby("idx_rep").cumcount())
-        out[key] = ranked.groupby("rank")[metric].median().max()
+        medians = ranked.groupby("rank")[metric].median()
+        out[key] = medians.max() if infer_maximize(metric) else medians.min()
     return out
+
+
+def short(name, keep=("step_size", "outer_ratio", "batch_size", "ratio",
+                      "source", "n_train")):
+    """'SABA[batch_size=64,...,step_size=0.1]' -> 'SABA (batch_size=64, ...)'
+    with only the parameters in ``keep``."""
+    if "[" not in name:
+        return name
+    base, params = name[:-1].split("[", 1)
+    kept = [p for p in params.split(",") if p.split("=")[0] in keep]
+    return f"{base} ({', '.join(kept)})" if kept else base
 
 
 def main():
@@ -44,7 +56,8 @@ def main():
                    for t in args.target)
     best = best_median(df, args.metric)
     n_reps = df.groupby(["dataset_name", "solver_name"]).idx_rep.nunique()
-    print(f"| dataset | solver | best {args.metric.replace('objective_', '')}"
+    metric = args.metric.replace("objective_", "")
+    print(f"| dataset | solver | best {metric}"
           f" | target | time to target (s, median) | reached / runs |")
     print("|---|---|---|---|---|---|")
     for dataset, runs in df.groupby("dataset_name"):
@@ -58,7 +71,8 @@ def main():
             median = row["median"]
             time = f"{median:.2f}" if math.isfinite(median) \
                 else "not reached"
-            print(f"| {dataset} | {solver} | {best[(dataset, solver)]:.4f} "
+            print(f"| {short(dataset)} | {short(solver)} | "
+                  f"{best[(dataset, solver)]:.4f} "
                   f"| {target} | {time} | {int(row['n_reached'])} / "
                   f"{n_reps[(dataset, solver)]} |")
 

@@ -56,10 +56,15 @@ def gemm_floor(problem, n_repeat=200):
     transpose for the problem's data, the unit cost of a linear model's
     gradient; None when the problem has no design matrix."""
     import torch
-    a = getattr(problem, "a_train", None)
+    splits = getattr(problem, "splits", {})
+    train = splits.get("train") if isinstance(splits, dict) else None
+    a = getattr(train, "A", None)  # hyper-cleaning
     if a is None:
-        a = getattr(problem, "a", None)
-    if a is None or not torch.is_tensor(a) or a.is_sparse or a.ndim != 2:
+        a = getattr(getattr(train, "design", None), "X", None)
+    if a is None:
+        a = getattr(problem, "a", None)  # simulated
+    if a is None or not torch.is_tensor(a) or a.layout != torch.strided \
+            or a.ndim != 2:
         return None
     batch = a[:64].contiguous()
     k = max(1, problem.dim_inner // a.shape[1])
