@@ -92,10 +92,6 @@ class Solver(StochasticBilevelSolver):
                      y=problem.inner_var0.clone(),
                      z=problem.inner_var0.clone())
 
-    def _g_star(self, z, x, i, reg):
-        """g_i(x, z) + mu1 / 2 ||z||^2 + mu2 (``reg`` holds the last two)."""
-        return self.oracles.inner(z, x, i) + reg
-
     def step(self, state):
         k, s = self.n_iter, self.step_size
         mu1 = self.mu1 * self.decay_schedule(k)
@@ -109,18 +105,15 @@ class Solver(StochasticBilevelSolver):
         for _ in range(self.n_inner):
             grad = oracles.grad_inner_y(z, x, self.inner_batch())
             z.add_(torch.add(grad, z, alpha=mu1), alpha=-s)
-        # 2. g_star = g_i(x, z) + mu1/2 ||z||^2 + mu2, on each batch i below.
+        # 2. g_star = g_i(x, z) + mu1/2 ||z||^2 + mu2, on each batch i below
+        #    (once per iteration with the full batch).
         reg = 0.5 * mu1 * torch.dot(z, z) + mu2
-        full_g_star = None
+        full_g_star = oracles.inner(z, x) + reg if self.inner_batch.full \
+            else None
         # 3. y: barrier problem (eq. 19).
         for _ in range(self.n_inner):
             i, j = self.inner_batch(), self.outer_batch()
-            if i is None:
-                if full_g_star is None:
-                    full_g_star = self._g_star(z, x, None, reg)
-                g_star = full_g_star
-            else:
-                g_star = self._g_star(z, x, i, reg)
+            g_star = full_g_star if i is None else oracles.inner(z, x, i) + reg
             weight = barrier_weight(tau, g_star, oracles.inner(y, x, i),
                                     floor)
             grad_f_y = torch.add(oracles.grad_outer_y(y, x, j), y,
@@ -129,8 +122,7 @@ class Solver(StochasticBilevelSolver):
                    alpha=-s)
         # 4. x: grad_x f + G (eqs. 20-21).
         i, j = self.inner_batch(), self.outer_batch()
-        g_star = full_g_star if (i is None and full_g_star is not None) \
-            else self._g_star(z, x, i, reg)
+        g_star = full_g_star if i is None else oracles.inner(z, x, i) + reg
         weight = barrier_weight(tau, g_star, oracles.inner(y, x, i), floor)
         x.add_(penalty_x(oracles.grad_outer_x(y, x, j),
                          oracles.grad_inner_x(y, x, i),
