@@ -34,19 +34,20 @@ class CountingProblem:
                   else self._problem.n_inner)
         samples_key = ("outer_samples" if "outer" in name
                        else "inner_samples")
+        # idx is the last positional argument of every oracle.
+        idx_position = 3 if name in ("hvp", "cross", "inner_oracles") else 2
+        increments = [(key, n) for key, n in zip(("grad", "hvp", "cross"),
+                                                 cost) if n]
         counts = self.counts
 
-        def counted(*args, idx=None, **kwargs):
-            # idx is the last positional argument of every oracle.
-            n_args = 3 if name in ("hvp", "cross", "inner_oracles") else 2
-            if len(args) > n_args:
-                idx = args[n_args]
-                args = args[:n_args]
-            counts["grad"] += cost[0]
-            counts["hvp"] += cost[1]
-            counts["cross"] += cost[2]
-            counts[samples_key] += n_full if idx is None else len(idx)
-            return attr(*args, idx=idx, **kwargs)
+        def counted(*args, **kwargs):
+            idx = (args[idx_position] if len(args) > idx_position
+                   else kwargs.get("idx"))
+            for key, n in increments:
+                counts[key] += n
+            # shape[0], not len(): Tensor.__len__ is a Python-level call.
+            counts[samples_key] += n_full if idx is None else idx.shape[0]
+            return attr(*args, **kwargs)
         # Cached on the instance: later lookups skip __getattr__.
         self.__dict__[name] = counted
         return counted

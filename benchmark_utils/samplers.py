@@ -28,13 +28,13 @@ class BatchSampler:
         if self.full:
             return None
         if not self._batches:
-            self._batches = list(self.epoch())[::-1]
+            self._batches = list(self.epoch()[::-1])
         return self._batches.pop()
 
     def epoch(self):
         """The batches of one new epoch, in order."""
         perm = torch.randperm(self.n_samples, generator=self.generator)
-        return [b.to(self.device) for b in perm.split(self.batch_size)]
+        return perm.to(self.device).split(self.batch_size)
 
 
 class BatchPartition:
