@@ -1,6 +1,8 @@
 """Throughput of every solver on every data set: iterations per second,
-oracle calls per iteration, time per iteration against the bare matrix
-products they need, and peak memory.
+oracle calls per iteration, time per oracle call against the bare matrix
+products of one minibatch gradient ("x mm"; "x g+mm" adds gathering the
+batch's rows, which a sampled batch needs), and peak memory. A fused
+``inner_oracles`` call counts three oracles.
 
     BENCHOPT_DATA_HOME=../shared/data python benchmarks/throughput.py \
         [-d simulated -d fashion_mnist ...] [-s SABA ...] [--seconds 5] \
@@ -52,9 +54,12 @@ def load_problem(spec, device):
 
 
 def gemm_floor(problem, n_repeat=200):
-    """Seconds of one (batch x features) @ (features x k) product and its
-    transpose for the problem's data, the unit cost of a linear model's
-    gradient; None when the problem has no design matrix."""
+    """Seconds of the bare work of one minibatch gradient of a linear model
+    on the problem's data: ``(products, gather + products)``, the two
+    products (batch x features) @ (features x k) and its transpose on a
+    contiguous batch, then the same preceded by gathering the batch's rows
+    from the whole matrix (fresh random rows each time, as a sampler draws
+    them). None when the problem has no dense design matrix."""
     import torch
     splits = getattr(problem, "splits", {})
     train = splits.get("train") if isinstance(splits, dict) else None
@@ -66,19 +71,28 @@ def gemm_floor(problem, n_repeat=200):
     if a is None or not torch.is_tensor(a) or a.layout != torch.strided \
             or a.ndim != 2:
         return None
-    batch = a[:64].contiguous()
     k = max(1, problem.dim_inner // a.shape[1])
     w = torch.randn(a.shape[1], k, dtype=a.dtype, device=a.device)
-    r = torch.randn(batch.shape[0], k, dtype=a.dtype, device=a.device)
-    for _ in range(10):
-        batch @ w, batch.T @ r
-    t0 = time.perf_counter()
-    for _ in range(n_repeat):
-        batch @ w
-        batch.T @ r
-    if a.device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / n_repeat
+    r = torch.randn(64, k, dtype=a.dtype, device=a.device)
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.randint(len(a), (64,), generator=generator).to(a.device)
+               for _ in range(n_repeat)]
+
+    def timed(gather):
+        batch = a[:64].contiguous()
+        for i in range(-10, n_repeat):
+            if i == 0:
+                if a.device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            if gather:
+                batch = a.index_select(0, batches[i])
+            batch @ w
+            batch.T @ r
+        if a.device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / n_repeat
+    return timed(False), timed(True)
 
 
 def run_one(dataset_spec, solver_name, seconds, batch_size, device):
@@ -121,7 +135,8 @@ def run_one(dataset_spec, solver_name, seconds, batch_size, device):
         grad=calls["grad"], hvp=calls["hvp"], cross=calls["cross"],
         # a gradient, H v or J v of a linear model costs two products
         floor_ratio=(None if floor is None else
-                     (elapsed / n) / (floor * sum(calls.values()))),
+                     [(elapsed / n) / (f * sum(calls.values()))
+                      for f in floor]),
         peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         finite=finite,
     )
@@ -147,7 +162,8 @@ def main():
     solvers = args.solver or sorted(
         s.name for s in Benchmark(str(ROOT)).get_solvers())
     header = (f"{'dataset':24} {'solver':12} {'it/s':>9} {'grad':>5} "
-              f"{'hvp':>5} {'cross':>5} {'x floor':>8} {'peak MB':>8}")
+              f"{'hvp':>5} {'cross':>5} {'x mm':>6} {'x g+mm':>6} "
+              f"{'peak MB':>8}")
     print(header)
     print("-" * len(header))
     for dataset in args.dataset or DATASETS:
@@ -163,12 +179,13 @@ def main():
                 print(f"{dataset:24} {solver:12} failed: {error}")
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
-            floor = "-" if r["floor_ratio"] is None \
-                else f"{r['floor_ratio']:.1f}"
+            floor = ["-", "-"] if r["floor_ratio"] is None \
+                else [f"{f:.1f}" for f in r["floor_ratio"]]
             flag = "" if r["finite"] else "  (diverged)"
             print(f"{dataset:24} {solver:12} {r['it_per_s']:9.0f} "
                   f"{r['grad']:5.1f} {r['hvp']:5.1f} {r['cross']:5.1f} "
-                  f"{floor:>8} {r['peak_mb']:8.0f}{flag}", flush=True)
+                  f"{floor[0]:>6} {floor[1]:>6} {r['peak_mb']:8.0f}{flag}",
+                  flush=True)
 
 
 if __name__ == "__main__":
