@@ -134,6 +134,12 @@ def _residual(Pt, Yt, idx):
     return Pt - Yt if idx is None else Pt.sub_(Yt)
 
 
+def _chain_x(values, s):
+    """values_i * s_i (1 - s_i) / n, in place: d/dx_i of the batch mean of
+    sigmoid(x_i) values_i (s = sigmoid(x) on the batch)."""
+    return values.mul_(s * (1 - s)).mul_(1.0 / s.shape[0])
+
+
 def _curvature(Pt, dZt):
     """(diag(P) - P P^T) dZ per sample (transposed): d2 CE / d Z2 dZ."""
     PdZ = Pt * dZt
@@ -306,8 +312,7 @@ class HyperCleaningProblem(BilevelProblem):
         logp = torch.log_softmax(self._logits_t(A, inner_var), dim=0)
         ce = -(logp * Yt).sum(dim=0)
         grad_y = self._backward(logp.exp_().sub_(Yt).mul_(s), A, inner_var)
-        grad_x = self._scatter(outer_var, idx,
-                               ce.mul_(s * (1 - s)).mul_(1.0 / A.shape[0]))
+        grad_x = self._scatter(outer_var, idx, _chain_x(ce, s))
         return grad_y, grad_x
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
@@ -318,8 +323,7 @@ class HyperCleaningProblem(BilevelProblem):
     def grad_inner_x(self, inner_var, outer_var, idx=None):
         A, Yt, s = self._train_batch(outer_var, idx)
         ce = _cross_entropy(self._logits_t(A, inner_var), Yt)
-        return self._scatter(outer_var, idx,
-                             ce.mul_(s * (1 - s)).mul_(1.0 / A.shape[0]))
+        return self._scatter(outer_var, idx, _chain_x(ce, s))
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
         A, Yt = self.splits["val"].rows(idx)
@@ -342,8 +346,7 @@ class HyperCleaningProblem(BilevelProblem):
         A, Yt, s = self._train_batch(outer_var, idx)
         Pt, dZt = self._forward(A, inner_var, idx, v)
         rdz = _residual(Pt, Yt, idx).mul_(dZt).sum(dim=0)
-        return self._scatter(outer_var, idx,
-                             rdz.mul_(s * (1 - s)).mul_(1.0 / A.shape[0]))
+        return self._scatter(outer_var, idx, _chain_x(rdz, s))
 
     def inner_oracles(self, inner_var, outer_var, v, idx=None):
         """(grad_y g, H v, J v) from one gather of the batch rows, one
@@ -352,8 +355,7 @@ class HyperCleaningProblem(BilevelProblem):
         Pt, dZt = self._forward(A, inner_var, idx, v)
         K, n = self.n_classes, A.shape[0]
         Rt = Pt - Yt
-        jv = self._scatter(outer_var, idx,
-                           (Rt * dZt).sum(dim=0).mul_(s * (1 - s) / n))
+        jv = self._scatter(outer_var, idx, _chain_x((Rt * dZt).sum(dim=0), s))
         out = torch.mm(torch.cat([Rt, _curvature(Pt, dZt)]).mul_(s), A)
         out.mul_(1.0 / n)
         grad = out[:K].reshape(-1).add_(inner_var, alpha=self.reg)
