@@ -278,8 +278,9 @@ class HyperCleaningProblem(BilevelProblem):
     # product. The softmax probabilities of the last full training batch are
     # cached (compared to y exactly), so that the Hessian-vector products of
     # a CG solve at a fixed y cost one forward and one backward product each.
-    def _forward(self, A, inner_var, idx, v=None):
-        """Training-batch (P^T, (A V)^T or None)."""
+    def _forward(self, A, inner_var, idx, v=None, stacked=None):
+        """Training-batch (P^T, (A V)^T or None); ``stacked``: [W, V]^T if
+        the caller already built it."""
         if idx is None:
             cached = self._p_cache
             if cached is not None and cached[0].shape == inner_var.shape \
@@ -290,8 +291,9 @@ class HyperCleaningProblem(BilevelProblem):
         if v is None:
             Pt, dZt = torch.softmax(self._logits_t(A, inner_var), dim=0), None
         else:
-            ZdZt = torch.mm(torch.cat([self._wt(inner_var), self._wt(v)]),
-                            A.T)
+            if stacked is None:
+                stacked = torch.cat([self._wt(inner_var), self._wt(v)])
+            ZdZt = torch.mm(stacked, A.T)
             Pt, dZt = torch.softmax(ZdZt[:K], dim=0), ZdZt[K:]
         if idx is None:
             self._p_cache = (inner_var.detach().clone(), Pt)
@@ -352,15 +354,16 @@ class HyperCleaningProblem(BilevelProblem):
         """(grad_y g, H v, J v) from one gather of the batch rows, one
         product [W, V]^T A^T and one product [G, H dZ]^T A."""
         A, Yt, s = self._train_batch(outer_var, idx)
-        Pt, dZt = self._forward(A, inner_var, idx, v)
-        K, n = self.n_classes, A.shape[0]
+        stacked = torch.cat([self._wt(inner_var), self._wt(v)])
+        Pt, dZt = self._forward(A, inner_var, idx, v, stacked)
         Rt = Pt - Yt
         jv = self._scatter(outer_var, idx, _chain_x((Rt * dZt).sum(dim=0), s))
-        out = torch.mm(torch.cat([Rt, _curvature(Pt, dZt)]).mul_(s), A)
-        out.mul_(1.0 / n)
-        grad = out[:K].reshape(-1).add_(inner_var, alpha=self.reg)
-        hv = out[K:].reshape(-1).add_(v, alpha=self.reg)
-        return grad, hv, jv
+        # [G, H dZ]^T A / n + reg [W, V]^T: both ridge terms in one addmm
+        Gt = torch.cat([Rt, _curvature(Pt, dZt)]).mul_(s)
+        out = torch.addmm(stacked, Gt, A, beta=self.reg,
+                          alpha=1.0 / A.shape[0])
+        K = self.n_classes
+        return out[:K].reshape(-1), out[K:].reshape(-1), jv
 
     # -- metrics --------------------------------------------------------------
     def predict(self, inner_var, split_name):
