@@ -243,7 +243,8 @@ class HyperCleaningProblem(BilevelProblem):
         batch indices (summed over repeats)."""
         if idx is None:
             return values
-        return torch.zeros_like(outer_var).index_add_(0, idx, values)
+        return torch.zeros_like(outer_var).index_add_(
+            0, idx.to(outer_var.device), values)
 
     def _logits_t(self, A, inner_var):
         """Transposed logits (n_classes, batch)."""
