@@ -27,6 +27,7 @@ W = 0, b = 0, x_i = -2, and reg = 0.4 (its 0.2 ||W||^2).
 import numpy as np
 import torch
 
+from benchmark_utils.batch import add_at, take
 from benchmark_utils.inner_solve import warm_value_function
 from benchmark_utils.problem import BilevelProblem
 from benchmark_utils.validation import (check_device, check_interval,
@@ -110,13 +111,12 @@ class _Split:
 
     def rows(self, idx, labels=True):
         """(features, one-hot labels transposed, or None if not ``labels``)
-        of the batch. index_select is ~2x faster than advanced indexing for
-        a 64-row batch on CPU."""
+        of the batch: views for a block, else index_select (~2x faster than
+        advanced indexing for a 64-row batch on CPU). Read-only."""
         if idx is None:
             return self.A, self.onehot_t
-        idx = idx.to(self.A.device)
-        return (self.A.index_select(0, idx),
-                self.onehot_t.index_select(1, idx) if labels else None)
+        return (take(self.A, idx),
+                take(self.onehot_t, idx, dim=1) if labels else None)
 
 
 # Batch quantities are kept transposed, (n_classes, batch): the logits
@@ -243,8 +243,7 @@ class HyperCleaningProblem(BilevelProblem):
         batch indices (summed over repeats)."""
         if idx is None:
             return values
-        return torch.zeros_like(outer_var).index_add_(
-            0, idx.to(outer_var.device), values)
+        return add_at(torch.zeros_like(outer_var), idx, values)
 
     def _logits_t(self, A, inner_var):
         """Transposed logits (n_classes, batch)."""
@@ -256,9 +255,8 @@ class HyperCleaningProblem(BilevelProblem):
         if idx is None:
             split = self.splits["train"]
             return split.A, split.onehot_t, torch.sigmoid(outer_var)
-        idx = idx.to(self.device)
         A, Yt = self.splits["train"].rows(idx, labels)
-        return A, Yt, torch.sigmoid(outer_var.index_select(0, idx))
+        return A, Yt, torch.sigmoid(take(outer_var, idx))
 
     # -- losses ---------------------------------------------------------------
     def inner(self, inner_var, outer_var, idx=None):
@@ -452,11 +450,12 @@ def make_hyper_cleaning(X_train, y_train, X_val, y_val, X_test=None,
 def split_pool(n_pool, n_train, n_val, random_state=0):
     """Disjoint seeded draws of ``n_train`` and ``n_val`` indices among
     ``n_pool`` (a permutation of the pool: its first n_train entries, then
-    the next n_val). Returns two sorted int64 arrays."""
+    the next n_val). Returns two int64 arrays in that random order, so that
+    consecutive samples make random batches (``sampling="blocks"``)."""
     n_train = check_positive_int(n_train, "n_train")
     n_val = check_positive_int(n_val, "n_val")
     if n_train + n_val > n_pool:
         raise ValueError(f"n_train + n_val must be <= {n_pool} (the images "
                          f"available), got {n_train} + {n_val}.")
     perm = _generator(random_state).permutation(n_pool)
-    return np.sort(perm[:n_train]), np.sort(perm[n_train:n_train + n_val])
+    return perm[:n_train], perm[n_train:n_train + n_val]

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from benchmark_utils.batch import take
 from benchmark_utils.problem import BilevelProblem
 from benchmark_utils.validation import check_positive, check_positive_int
 
@@ -86,10 +87,13 @@ class QuadraticProblem(BilevelProblem):
         )
 
     # -- losses -------------------------------------------------------------
+    @staticmethod
+    def _rows(idx, *arrays):
+        """The batch's rows of each array (all of them for ``idx=None``)."""
+        return arrays if idx is None else tuple(take(t, idx) for t in arrays)
+
     def _inner_residual(self, inner_var, outer_var, idx):
-        a, b, c = self.a, self.b, self.c
-        if idx is not None:
-            a, b, c = a[idx], b[idx], c[idx]
+        a, b, c = self._rows(idx, self.a, self.b, self.c)
         return a, b, a @ inner_var - b @ outer_var - c
 
     def inner(self, inner_var, outer_var, idx=None):
@@ -97,7 +101,7 @@ class QuadraticProblem(BilevelProblem):
         return 0.5 * (res ** 2).mean() + 0.5 * self.mu * inner_var @ inner_var
 
     def outer(self, inner_var, outer_var, idx=None):
-        d, e = (self.d, self.e) if idx is None else (self.d[idx], self.e[idx])
+        d, e = self._rows(idx, self.d, self.e)
         res = d @ inner_var - e
         return 0.5 * (res ** 2).mean() + 0.5 * self.outer_reg * \
             outer_var @ outer_var
@@ -115,7 +119,7 @@ class QuadraticProblem(BilevelProblem):
         return self.grad_inner(inner_var, outer_var, idx)[1]
 
     def grad_outer(self, inner_var, outer_var, idx=None):
-        d, e = (self.d, self.e) if idx is None else (self.d[idx], self.e[idx])
+        d, e = self._rows(idx, self.d, self.e)
         return (d.T @ (d @ inner_var - e) / len(e),
                 self.outer_reg * outer_var)
 
@@ -126,11 +130,11 @@ class QuadraticProblem(BilevelProblem):
         return self.outer_reg * outer_var
 
     def hvp(self, inner_var, outer_var, v, idx=None):
-        a = self.a if idx is None else self.a[idx]
+        a, = self._rows(idx, self.a)
         return a.T @ (a @ v) / len(a) + self.mu * v
 
     def cross(self, inner_var, outer_var, v, idx=None):
-        a, b = (self.a, self.b) if idx is None else (self.a[idx], self.b[idx])
+        a, b = self._rows(idx, self.a, self.b)
         return -(b.T @ (a @ v)) / len(a)
 
     def inner_oracles(self, inner_var, outer_var, v, idx=None):

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark_utils.batch import block_of, take
 from benchmark_utils.inner_solve import warm_value_function
 from benchmark_utils.problem import BilevelProblem
 from benchmark_utils.validation import check_choice, check_device
@@ -128,20 +129,32 @@ class _Design:
         if idx is None:
             return None
         if not self.sparse:
-            return self.X[idx]
-        idx = idx.to(self.crow.device)
-        start = self.crow[idx]
-        counts = self.crow[idx + 1] - start
-        crow = torch.zeros(len(idx) + 1, dtype=torch.int64,
-                           device=idx.device)
-        torch.cumsum(counts, 0, out=crow[1:])
-        total = int(crow[-1])
-        pos = torch.arange(total, device=idx.device) + torch.repeat_interleave(
-            start - crow[:-1], counts, output_size=total)
-        return (crow, self.col[pos], self.val[pos],
-                torch.repeat_interleave(
-                    torch.arange(len(idx), device=idx.device), counts,
-                    output_size=total))
+            return take(self.X, idx)
+        block = block_of(idx)
+        if block is not None:
+            # consecutive rows: slices of the CSR arrays
+            crow = self.crow.narrow(0, block[0], block[1] + 1)
+            first, last = int(crow[0]), int(crow[-1])
+            crow = crow - first
+            col = self.col[first:last]
+            val = self.val[first:last]
+            counts = crow[1:] - crow[:-1]
+        else:
+            idx = idx.to(self.crow.device)
+            start = self.crow[idx]
+            counts = self.crow[idx + 1] - start
+            crow = torch.zeros(len(idx) + 1, dtype=torch.int64,
+                               device=idx.device)
+            torch.cumsum(counts, 0, out=crow[1:])
+            total = int(crow[-1])
+            pos = torch.arange(total, device=idx.device) + \
+                torch.repeat_interleave(start - crow[:-1], counts,
+                                        output_size=total)
+            col, val = self.col[pos], self.val[pos]
+        n = counts.shape[0]
+        return (crow, col, val, torch.repeat_interleave(
+            torch.arange(n, device=crow.device), counts,
+            output_size=col.shape[0]))
 
     def matmul(self, batch, W):
         if not self.sparse:
@@ -266,8 +279,7 @@ class RegularizationProblem(BilevelProblem):
     def _targets(self, split, idx):
         if idx is None:
             return split.labels, split.target
-        idx = idx.to(split.labels.device)
-        return split.labels[idx], split.target[idx]
+        return take(split.labels, idx), take(split.target, idx)
 
     def _loss(self, Z, labels, target):
         if self.binary:

@@ -20,6 +20,8 @@ costs a handful of tensor operations whatever their number.
 """
 import torch
 
+from benchmark_utils.batch import add_at, take
+
 
 class SagaTable:
     """Memory of ``len(sizes)`` directions on ``len(weights)`` fixed batches.
@@ -106,20 +108,19 @@ class SupportSagaTable:
         if len(self.weights) == 1:
             return
         support = self.supports[batch_id]
-        values = direction.index_select(0, support)
+        values = take(direction, support)
         self.memory[batch_id].copy_(values)
-        self.mean.index_add_(0, support, values,
-                             alpha=self.weights[batch_id])
+        add_at(self.mean, support, values, alpha=self.weights[batch_id])
 
     def update(self, batch_id, direction):
         if len(self.weights) == 1:
             return (direction,)
         support = self.supports[batch_id]
-        new = direction.index_select(0, support)
+        new = take(direction, support)
         diff = new - self.memory[batch_id]
         self.memory[batch_id].copy_(new)
-        estimate = self.mean.clone().index_add_(0, support, diff)
-        self.mean.index_add_(0, support, diff, alpha=self.weights[batch_id])
+        estimate = add_at(self.mean.clone(), support, diff)
+        add_at(self.mean, support, diff, alpha=self.weights[batch_id])
         return (estimate,)
 
     def means(self):

@@ -2,26 +2,46 @@
 
 A batch is a LongTensor of sample indices, or ``None`` for the full set
 (``batch_size="full"``), as ``BilevelProblem`` expects.
+
+Two schemes (a solver's ``sampling`` parameter):
+- ``"shuffle"``: every epoch draws a new random partition of the samples.
+- ``"blocks"``: the partition is fixed, consecutive samples in storage
+  order (:func:`benchmark_utils.batch.contiguous_blocks`), and only the
+  order of the blocks is reshuffled at every epoch. Problems read a block as
+  a view instead of gathering its rows. The bundled datasets store their
+  samples in a seeded random order, so the blocks are a random partition
+  drawn once per dataset. This is the JAX reference benchmark's scheme.
 """
 import torch
 
-from benchmark_utils.validation import check_batch_size
+from benchmark_utils.batch import contiguous_blocks
+from benchmark_utils.validation import check_batch_size, check_choice
+
+SAMPLINGS = ["shuffle", "blocks"]
 
 
 class BatchSampler:
     """Minibatches of ``range(n_samples)``, reshuffled at every epoch.
 
     Each epoch visits every sample exactly once; when ``batch_size`` does not
-    divide ``n_samples`` the last batch of the epoch is the smaller remainder,
-    and since losses are means over the batch it stays an unbiased estimate.
+    divide ``n_samples`` one batch of the epoch is the smaller remainder (the
+    last one with ``sampling="shuffle"``), and since losses are means over
+    the batch it stays an unbiased estimate. ``sampling``: see the module
+    docstring.
     """
 
-    def __init__(self, n_samples, batch_size, generator, device="cpu"):
+    def __init__(self, n_samples, batch_size, generator, device="cpu",
+                 sampling="shuffle"):
         self.n_samples = n_samples
         self.batch_size = check_batch_size(batch_size)
         self.generator = generator
         self.device = torch.device(device)
         self.full = batch_size == "full" or batch_size >= n_samples
+        self.blocks = None
+        if check_choice(sampling, "sampling", SAMPLINGS) == "blocks" \
+                and not self.full:
+            self.blocks = contiguous_blocks(n_samples, batch_size,
+                                            self.device)
         self._batches = []
 
     def __call__(self):
@@ -33,6 +53,9 @@ class BatchSampler:
 
     def epoch(self):
         """The batches of one new epoch, in order."""
+        if self.blocks is not None:
+            order = torch.randperm(len(self.blocks), generator=self.generator)
+            return [self.blocks[b] for b in order.tolist()]
         perm = torch.randperm(self.n_samples, generator=self.generator)
         return perm.to(self.device).split(self.batch_size)
 
@@ -48,15 +71,22 @@ class BatchPartition:
 
     _DRAWS = 4096  # batch ids drawn per call to the generator
 
-    def __init__(self, n_samples, batch_size, generator, device="cpu"):
+    def __init__(self, n_samples, batch_size, generator, device="cpu",
+                 sampling="shuffle"):
         check_batch_size(batch_size)
+        check_choice(sampling, "sampling", SAMPLINGS)
         self.generator = generator
         if batch_size == "full" or batch_size >= n_samples:
             self.batches = [None]
             sizes = torch.tensor([n_samples])
         else:
-            perm = torch.randperm(n_samples, generator=generator)
-            self.batches = [b.to(device) for b in perm.split(batch_size)]
+            if sampling == "blocks":
+                self.batches = contiguous_blocks(n_samples, batch_size,
+                                                 device)
+            else:
+                perm = torch.randperm(n_samples, generator=generator)
+                self.batches = [b.to(device)
+                                for b in perm.split(batch_size)]
             sizes = torch.tensor([len(b) for b in self.batches])
         self.weights = sizes.double() / n_samples
         self._uniform = bool((sizes == sizes[0]).all())

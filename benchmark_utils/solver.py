@@ -14,14 +14,18 @@ from benchopt import BaseSolver
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
 from benchmark_utils.counting import CountingProblem
-from benchmark_utils.samplers import BatchSampler
-from benchmark_utils.validation import check_batch_size, check_positive_int
+from benchmark_utils.samplers import SAMPLINGS, BatchSampler
+from benchmark_utils.validation import (check_batch_size, check_choice,
+                                        check_positive_int)
 
 #: Parameters every solver has; solvers list them in their ``parameters``.
 COMMON_PARAMETERS = {
     "batch_size": [64],
     "eval_freq": [16],
     "random_state": [None],
+    # "shuffle": a new random partition into batches at every epoch;
+    # "blocks": fixed contiguous blocks read without a gather (samplers.py).
+    "sampling": ["shuffle"],
 }
 
 
@@ -52,6 +56,10 @@ class StochasticBilevelSolver(BaseSolver):
         self.problem = problem
         self.batch_size = check_batch_size(self.batch_size)
         self.eval_freq = check_positive_int(self.eval_freq, "eval_freq")
+        # (full-batch solvers do not list it: a class attribute would mask
+        # benchopt's parameter, which it only sets when absent)
+        self.sampling = check_choice(getattr(self, "sampling", "shuffle"),
+                                     "sampling", SAMPLINGS)
         self.state = None
 
     def _seed(self):
@@ -64,11 +72,11 @@ class StochasticBilevelSolver(BaseSolver):
         """Fresh generator, samplers and counters; then ``init_state()``."""
         self.generator = torch.Generator().manual_seed(self._seed())
         self.oracles = CountingProblem(self.problem)
-        device = self.problem.device
+        kw = dict(device=self.problem.device, sampling=self.sampling)
         self.inner_batch = BatchSampler(self.problem.n_inner, self.batch_size,
-                                        self.generator, device)
+                                        self.generator, **kw)
         self.outer_batch = BatchSampler(self.problem.n_outer, self.batch_size,
-                                        self.generator, device)
+                                        self.generator, **kw)
         self.n_iter = 0
         self.state = self.init_state()
 

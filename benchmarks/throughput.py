@@ -6,11 +6,13 @@ batch's rows, which a sampled batch needs), and peak memory. A fused
 
     BENCHOPT_DATA_HOME=../shared/data python benchmarks/throughput.py \
         [-d simulated -d fashion_mnist ...] [-s SABA ...] [--seconds 5] \
-        [--batch-size 64] [--device cpu]
+        [--batch-size 64] [--sampling blocks] [--device cpu]
 
 Each (data set, solver) pair runs in its own process (so peak memory is its
-own) with the solver's default parameters and ``batch_size``; the timed loop
-is ``solver.step`` only, as in a benchopt run between two logged points.
+own) with the solver's default parameters, ``batch_size`` and ``sampling``
+(both schemes by default: "shuffle" gathers each batch's rows, "blocks" reads
+fixed contiguous blocks); the timed loop is ``solver.step`` only, as in a
+benchopt run between two logged points.
 Machines are noisy: compare ratios within one run.
 """
 import argparse
@@ -95,7 +97,8 @@ def gemm_floor(problem, n_repeat=200):
     return timed(False), timed(True)
 
 
-def run_one(dataset_spec, solver_name, seconds, batch_size, device):
+def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
+            device):
     import torch
     from benchopt.benchmark import Benchmark
     sys.path.insert(0, str(ROOT))
@@ -105,7 +108,7 @@ def run_one(dataset_spec, solver_name, seconds, batch_size, device):
                         if s.name == solver_name)
     params = dict(random_state=0)
     if solver_name != "Implicit-GD":
-        params["batch_size"] = batch_size
+        params.update(batch_size=batch_size, sampling=sampling)
     solver = solver_class.get_instance(**params)
     solver.set_objective(problem=problem)
     solver.reset()
@@ -131,7 +134,8 @@ def run_one(dataset_spec, solver_name, seconds, batch_size, device):
                  for t in solver.get_result().values()
                  if torch.is_tensor(t))
     out = dict(
-        dataset=dataset_spec, solver=solver_name, it_per_s=n / elapsed,
+        dataset=dataset_spec, solver=solver_name, sampling=sampling,
+        it_per_s=n / elapsed,
         grad=calls["grad"], hvp=calls["hvp"], cross=calls["cross"],
         # a gradient, H v or J v of a linear model costs two products
         floor_ratio=(None if floor is None else
@@ -151,8 +155,10 @@ def main():
     parser.add_argument("-s", "--solver", action="append")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--sampling", action="append",
+                        choices=["shuffle", "blocks"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return run_one(*args.one, args.seconds, args.batch_size, args.device)
@@ -161,31 +167,35 @@ def main():
     from benchopt.benchmark import Benchmark
     solvers = args.solver or sorted(
         s.name for s in Benchmark(str(ROOT)).get_solvers())
-    header = (f"{'dataset':24} {'solver':12} {'it/s':>9} {'grad':>5} "
+    header = (f"{'dataset':24} {'solver':12} {'sampling':8} {'it/s':>9} "
+              f"{'grad':>5} "
               f"{'hvp':>5} {'cross':>5} {'x mm':>6} {'x g+mm':>6} "
               f"{'peak MB':>8}")
     print(header)
     print("-" * len(header))
-    for dataset in args.dataset or DATASETS:
-        for solver in solvers:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--one", dataset, solver,
-                 "--seconds", str(args.seconds), "--batch-size",
-                 str(args.batch_size), "--device", args.device],
-                capture_output=True, text=True, env=os.environ,
-            )
-            if proc.returncode != 0:
-                error = proc.stderr.strip().splitlines()[-1:]
-                print(f"{dataset:24} {solver:12} failed: {error}")
-                continue
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            floor = ["-", "-"] if r["floor_ratio"] is None \
-                else [f"{f:.1f}" for f in r["floor_ratio"]]
-            flag = "" if r["finite"] else "  (diverged)"
-            print(f"{dataset:24} {solver:12} {r['it_per_s']:9.0f} "
-                  f"{r['grad']:5.1f} {r['hvp']:5.1f} {r['cross']:5.1f} "
-                  f"{floor[0]:>6} {floor[1]:>6} {r['peak_mb']:8.0f}{flag}",
-                  flush=True)
+    runs = [(dataset, solver, sampling)
+            for dataset in args.dataset or DATASETS for solver in solvers
+            for sampling in (["shuffle"] if solver == "Implicit-GD"
+                             else args.sampling or ["shuffle", "blocks"])]
+    for dataset, solver, sampling in runs:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", dataset, solver, sampling,
+             "--seconds", str(args.seconds), "--batch-size",
+             str(args.batch_size), "--device", args.device],
+            capture_output=True, text=True, env=os.environ,
+        )
+        if proc.returncode != 0:
+            error = proc.stderr.strip().splitlines()[-1:]
+            print(f"{dataset:24} {solver:12} {sampling:8} failed: {error}")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        floor = ["-", "-"] if r["floor_ratio"] is None \
+            else [f"{f:.1f}" for f in r["floor_ratio"]]
+        flag = "" if r["finite"] else "  (diverged)"
+        print(f"{dataset:24} {solver:12} {sampling:8} {r['it_per_s']:9.0f} "
+              f"{r['grad']:5.1f} {r['hvp']:5.1f} {r['cross']:5.1f} "
+              f"{floor[0]:>6} {floor[1]:>6} {r['peak_mb']:8.0f}{flag}",
+              flush=True)
 
 
 if __name__ == "__main__":

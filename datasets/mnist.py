@@ -80,8 +80,9 @@ class Dataset(BaseDataset):
             X_test, y_test = parts["test"]
             n_train = min(n_train, 10 * EMBEDDED_SPLIT["train"])
             n_val = min(n_val, 10 * EMBEDDED_SPLIT["val"])
-            train = np.sort(split_rng.permutation(len(y_train))[:n_train])
-            val = np.sort(split_rng.permutation(len(y_val))[:n_val])
+            # random order: the embedded images are grouped by class
+            train = split_rng.permutation(len(y_train))[:n_train]
+            val = split_rng.permutation(len(y_val))[:n_val]
             X_train, y_train = X_train[train], y_train[train]
             X_val, y_val = X_val[val], y_val[val]
         problem = make_hyper_cleaning(

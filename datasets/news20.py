@@ -8,11 +8,13 @@ from benchmark_utils.validation import (check_choice, check_device,
 
 
 def train_val_indices(n_samples, random_state=0):
-    """Half / half seeded split of the training posts (sorted indices)."""
+    """Half / half seeded split of the training posts, each half in a
+    random order (the posts are stored grouped by class, and consecutive
+    samples must make random batches for ``sampling="blocks"``)."""
     seed = check_positive_int(random_state, "random_state", allow_zero=True)
     perm = np.random.default_rng(seed).permutation(n_samples)
     half = n_samples // 2
-    return np.sort(perm[:half]), np.sort(perm[half:])
+    return perm[:half], perm[half:]
 
 
 class Dataset(BaseDataset):

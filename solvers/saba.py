@@ -65,11 +65,11 @@ class Solver(StochasticBilevelSolver):
         self.rho = check_positive(self.step_size, "step_size")
         self.gamma = check_positive(self.outer_ratio, "outer_ratio") * self.rho
         problem, oracles = self.problem, self.oracles
-        device = problem.device
+        kw = dict(device=problem.device, sampling=self.sampling)
         self.inner_partition = BatchPartition(
-            problem.n_inner, self.batch_size, self.generator, device)
+            problem.n_inner, self.batch_size, self.generator, **kw)
         self.outer_partition = BatchPartition(
-            problem.n_outer, self.batch_size, self.generator, device)
+            problem.n_outer, self.batch_size, self.generator, **kw)
         y = problem.inner_var0.clone()
         x = problem.outer_var0.clone()
         v = torch.zeros_like(y)

@@ -4,6 +4,8 @@ import torch
 
 from conftest import relative_hypergrad, run_steps
 
+from benchmark_utils.samplers import SAMPLINGS
+
 from benchmark_utils.penalty import barrier_weight
 
 
@@ -23,7 +25,8 @@ def test_full_batch_stationarity(quadratic, make_solver):
     assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-def test_minibatch_decreases_value(quadratic, make_solver):
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_minibatch_decreases_value(quadratic, make_solver, sampling):
     # Batch 16: g_star - g_i(x, y) compares two noisy minibatch values and
     # is below the floor most of the time, so BVFIM acts as a penalty method
     # with weight tau_k / floor. A larger floor (3e-2) and tau (0.1), i.e. a
@@ -37,7 +40,7 @@ def test_minibatch_decreases_value(quadratic, make_solver):
     for seed in range(3):
         solver = make_solver("BVFIM", quadratic, batch_size=16,
                              barrier_floor=3e-2, tau=0.1, outer_ratio=0.1,
-                             random_state=seed)
+                             sampling=sampling, random_state=seed)
         run_steps(solver, 500)
         finals.append(quadratic.value_function(solver.state.outer_var))
     assert sum(finals) / 3 - quadratic.value_star < \

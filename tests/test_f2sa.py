@@ -3,6 +3,8 @@ import pytest
 
 from conftest import relative_hypergrad, run_steps
 
+from benchmark_utils.samplers import SAMPLINGS
+
 from benchmark_utils.schedules import (F2SA_EXPONENTS, constant,
                                        decreasing_or_constant, polynomial)
 
@@ -47,8 +49,10 @@ def test_f2sa_adam_full_batch_stationarity(quadratic, make_solver):
     # defaults but alpha = 0.03: 0.38 of the starting gap.
     ("F2SA-Adam", dict(step_size=0.03)),
 ])
-def test_minibatch_decreases_value(quadratic, make_solver, name, params):
-    params = dict(params, batch_size=16)
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_minibatch_decreases_value(quadratic, make_solver, name, params,
+                                   sampling):
+    params = dict(params, batch_size=16, sampling=sampling)
     h0 = quadratic.value_function(quadratic.outer_var0)
     finals = []
     for seed in range(3):

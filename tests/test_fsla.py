@@ -3,6 +3,8 @@ import pytest
 import torch
 from conftest import relative_hypergrad, run_steps
 
+from benchmark_utils.samplers import SAMPLINGS
+
 from benchmark_utils.variance_reduction import storm_update
 
 
@@ -23,12 +25,14 @@ def test_fsla_full_batch_sqrt_schedule(quadratic, make_solver):
     assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-def test_fsla_minibatch_decreases_value(quadratic, make_solver):
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_fsla_minibatch_decreases_value(quadratic, make_solver, sampling):
     h0 = quadratic.value_function(quadratic.outer_var0)
     h_star = quadratic.value_star
     values = []
     for seed in range(3):
         solver = make_solver("FSLA", quadratic, batch_size=16,
+                             sampling=sampling,
                              random_state=seed)  # default parameters
         run_steps(solver, 500)
         values.append(quadratic.value_function(

@@ -227,6 +227,8 @@ def test_split_pool():
     tr, va = split_pool(100, 60, 30, random_state=3)
     assert len(tr) == 60 and len(va) == 30
     assert not set(tr) & set(va)
+    # a random order, so that consecutive samples make random blocks
+    assert (np.diff(tr) < 0).any() and (np.diff(va) < 0).any()
     tr2, _ = split_pool(100, 60, 30, random_state=3)
     assert np.array_equal(tr, tr2)
     with pytest.raises(ValueError, match="n_train"):
@@ -265,6 +267,10 @@ def test_embedded_mnist_dataset():
     capped = Dataset.get_instance(source="embedded",
                                   value_function=True).get_data()["problem"]
     assert (capped.n_inner, capped.n_outer) == (3000, 1000)
+    # the embedded pools are grouped by class; stored samples are shuffled,
+    # so that a block of consecutive samples mixes the classes
+    for split in ("train", "val"):
+        assert len(set(capped.splits[split].labels[:64].tolist())) >= 8
     m = capped.metrics(capped.inner_var0, capped.outer_var0)
     assert set(m) == {"val_accuracy", "test_accuracy", "cleaning_f1",
                       "value_function"}

@@ -3,6 +3,8 @@ import pytest
 
 from conftest import relative_hypergrad, run_steps
 
+from benchmark_utils.samplers import SAMPLINGS
+
 
 def test_full_batch_stationarity(quadratic, make_solver):
     # step 0.5 (the default is 0.1, safe on hyper-cleaning), outer_ratio 0.3,
@@ -14,7 +16,8 @@ def test_full_batch_stationarity(quadratic, make_solver):
     assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-def test_minibatch_decreases_value(quadratic, make_solver):
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_minibatch_decreases_value(quadratic, make_solver, sampling):
     # step 0.1 (SGD): the gap h - h* drops to 0.03 of its start.
     optimizer, step = "sgd", 0.1
     h0 = quadratic.value_function(quadratic.outer_var0)
@@ -22,6 +25,7 @@ def test_minibatch_decreases_value(quadratic, make_solver):
     for seed in range(3):
         solver = make_solver("MinimaxOPT", quadratic, batch_size=16,
                              step_size=step, optimizer=optimizer,
+                             sampling=sampling,
                              random_state=seed)
         run_steps(solver, 500)
         finals.append(quadratic.value_function(solver.state.outer_var))

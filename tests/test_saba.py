@@ -5,6 +5,8 @@ import pytest
 import torch
 from conftest import relative_hypergrad, run_steps
 
+from benchmark_utils.samplers import SAMPLINGS
+
 from benchmark_utils.saga import SagaTable
 from benchmark_utils.samplers import BatchPartition
 
@@ -22,12 +24,14 @@ def test_saba_full_batch_reaches_stationarity(quadratic, make_solver):
     assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-def test_saba_minibatch_decreases_value(quadratic, make_solver):
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_saba_minibatch_decreases_value(quadratic, make_solver, sampling):
     h0 = quadratic.value_function(quadratic.outer_var0)
     h_star = quadratic.value_star
     values = []
     for seed in range(3):
         solver = make_solver("SABA", quadratic, batch_size=16,
+                             sampling=sampling,
                              random_state=seed)  # default step sizes
         run_steps(solver, 500)
         values.append(quadratic.value_function(

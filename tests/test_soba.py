@@ -1,7 +1,10 @@
 import numpy as np
+import pytest
 import torch
 
 from conftest import relative_hypergrad, run_steps
+
+from benchmark_utils.samplers import SAMPLINGS
 
 
 def test_soba_full_batch_converges(quadratic, make_solver):
@@ -11,12 +14,14 @@ def test_soba_full_batch_converges(quadratic, make_solver):
     assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-def test_soba_minibatch_decreases_value(quadratic, make_solver):
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_soba_minibatch_decreases_value(quadratic, make_solver, sampling):
     h0 = quadratic.value_function(quadratic.outer_var0)
     finals = []
     for seed in range(3):
         solver = make_solver("SOBA", quadratic, batch_size=16,
-                             step_size=0.05, outer_ratio=0.1,
+                             sampling=sampling, step_size=0.05,
+                             outer_ratio=0.1,
                              random_state=seed)
         run_steps(solver, 2000)
         finals.append(quadratic.value_function(solver.state.outer_var))

@@ -3,6 +3,8 @@ import pytest
 import torch
 from conftest import relative_hypergrad, run_steps
 
+from benchmark_utils.samplers import SAMPLINGS
+
 from benchmark_utils.hessian_inverse import neumann
 
 
@@ -16,7 +18,9 @@ def test_stocbio_full_batch_reaches_stationarity(quadratic, make_solver):
     assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-def test_stocbio_minibatch_decreases_value(quadratic, make_solver):
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_stocbio_minibatch_decreases_value(quadratic, make_solver,
+                                           sampling):
     h0 = quadratic.value_function(quadratic.outer_var0)
     h_star = quadratic.value_star
     values = []
@@ -24,7 +28,8 @@ def test_stocbio_minibatch_decreases_value(quadratic, make_solver):
         # beta 0.5 (tuned on the simulated problem; the default 0.05 is
         # chosen to be safe on hyper-cleaning too, and is slower here)
         solver = make_solver("StocBiO", quadratic, batch_size=16,
-                             step_size=0.5, random_state=seed)
+                             step_size=0.5, sampling=sampling,
+                             random_state=seed)
         run_steps(solver, 150)
         values.append(quadratic.value_function(
             solver.get_result()["outer_var"]))

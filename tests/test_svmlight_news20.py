@@ -247,6 +247,8 @@ def test_split_indices_are_disjoint():
     assert (len(train), len(val)) == (5657, 5657)
     assert not np.intersect1d(train, val).size
     assert np.union1d(train, val).size == 11314
+    # the posts are stored by class: the halves must come in a random order
+    assert (np.diff(train) < 0).any() and (np.diff(val) < 0).any()
 
 
 # -- real data ----------------------------------------------------------------
