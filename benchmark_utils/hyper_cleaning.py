@@ -134,12 +134,6 @@ def _residual(Pt, Yt, idx):
     return Pt - Yt if idx is None else Pt.sub_(Yt)
 
 
-def _chain_x(values, s):
-    """values_i * s_i (1 - s_i) / n, in place: d/dx_i of the batch mean of
-    sigmoid(x_i) values_i (s = sigmoid(x) on the batch)."""
-    return values.mul_(s * (1 - s)).mul_(1.0 / s.shape[0])
-
-
 def _curvature(Pt, dZt):
     """(diag(P) - P P^T) dZ per sample (transposed): d2 CE / d Z2 dZ."""
     PdZ = Pt * dZt
@@ -238,12 +232,17 @@ class HyperCleaningProblem(BilevelProblem):
             return torch.zeros(0, dtype=torch.int64, device=self.device)
         return None if idx is None else idx
 
-    def _scatter(self, outer_var, idx, values):
-        """A dense vector of the outer dimension holding ``values`` at the
-        batch indices (summed over repeats)."""
+    def _x_direction(self, outer_var, idx, values, s):
+        """d/dx of the batch mean of sigmoid(x_i) values_i (``s``: sigmoid
+        of the batch's x): values_i s_i (1 - s_i) / n at the batch's
+        coordinates of a dense vector (summed over repeats). Overwrites
+        ``values``."""
+        # s - s^2 in one op: 1 - s would wrap the Python scalar in a tensor
+        values.mul_(torch.addcmul(s, s, s, value=-1))
         if idx is None:
-            return values
-        return add_at(torch.zeros_like(outer_var), idx, values)
+            return values.mul_(1.0 / s.shape[0])
+        return add_at(torch.zeros_like(outer_var), idx, values,
+                      alpha=1.0 / s.shape[0])
 
     def _logits_t(self, A, inner_var):
         """Transposed logits (n_classes, batch)."""
@@ -313,7 +312,7 @@ class HyperCleaningProblem(BilevelProblem):
         logp = torch.log_softmax(self._logits_t(A, inner_var), dim=0)
         ce = -(logp * Yt).sum(dim=0)
         grad_y = self._backward(logp.exp_().sub_(Yt).mul_(s), A, inner_var)
-        grad_x = self._scatter(outer_var, idx, _chain_x(ce, s))
+        grad_x = self._x_direction(outer_var, idx, ce, s)
         return grad_y, grad_x
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
@@ -324,7 +323,7 @@ class HyperCleaningProblem(BilevelProblem):
     def grad_inner_x(self, inner_var, outer_var, idx=None):
         A, Yt, s = self._train_batch(outer_var, idx)
         ce = _cross_entropy(self._logits_t(A, inner_var), Yt)
-        return self._scatter(outer_var, idx, _chain_x(ce, s))
+        return self._x_direction(outer_var, idx, ce, s)
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
         A, Yt = self.splits["val"].rows(idx)
@@ -347,7 +346,7 @@ class HyperCleaningProblem(BilevelProblem):
         A, Yt, s = self._train_batch(outer_var, idx)
         Pt, dZt = self._forward(A, inner_var, idx, v)
         rdz = _residual(Pt, Yt, idx).mul_(dZt).sum(dim=0)
-        return self._scatter(outer_var, idx, _chain_x(rdz, s))
+        return self._x_direction(outer_var, idx, rdz, s)
 
     def inner_oracles(self, inner_var, outer_var, v, idx=None):
         """(grad_y g, H v, J v) from one gather of the batch rows, one
@@ -356,7 +355,7 @@ class HyperCleaningProblem(BilevelProblem):
         stacked = torch.cat([self._wt(inner_var), self._wt(v)])
         Pt, dZt = self._forward(A, inner_var, idx, v, stacked)
         Rt = Pt - Yt
-        jv = self._scatter(outer_var, idx, _chain_x((Rt * dZt).sum(dim=0), s))
+        jv = self._x_direction(outer_var, idx, (Rt * dZt).sum(dim=0), s)
         # [G, H dZ]^T A / n + reg [W, V]^T: both ridge terms in one addmm
         Gt = torch.cat([Rt, _curvature(Pt, dZt)]).mul_(s)
         out = torch.addmm(stacked, Gt, A, beta=self.reg,
