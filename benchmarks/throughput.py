@@ -6,7 +6,7 @@ batch's rows, which a sampled batch needs), and peak memory. A fused
 
     BENCHOPT_DATA_HOME=../shared/data python benchmarks/throughput.py \
         [-d simulated -d fashion_mnist ...] [-s SABA ...] [--seconds 5] \
-        [--batch-size 64] [--sampling blocks] [--device cpu]
+        [--batch-size 64] [--sampling blocks] [--rounds 3] [--device cpu]
 
 Each (data set, solver) pair runs in its own process (so peak memory is its
 own) with the solver's default parameters, ``batch_size`` and ``sampling``
@@ -157,6 +157,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--sampling", action="append",
                         choices=["shuffle", "blocks"])
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every run this many times, round by "
+                             "round; print the median and the range")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -167,35 +170,65 @@ def main():
     from benchopt.benchmark import Benchmark
     solvers = args.solver or sorted(
         s.name for s in Benchmark(str(ROOT)).get_solvers())
-    header = (f"{'dataset':24} {'solver':12} {'sampling':8} {'it/s':>9} "
-              f"{'grad':>5} "
-              f"{'hvp':>5} {'cross':>5} {'x mm':>6} {'x g+mm':>6} "
-              f"{'peak MB':>8}")
-    print(header)
-    print("-" * len(header))
     runs = [(dataset, solver, sampling)
             for dataset in args.dataset or DATASETS for solver in solvers
             for sampling in (["shuffle"] if solver == "Implicit-GD"
                              else args.sampling or ["shuffle", "blocks"])]
-    for dataset, solver, sampling in runs:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--one", dataset, solver, sampling,
-             "--seconds", str(args.seconds), "--batch-size",
-             str(args.batch_size), "--device", args.device],
-            capture_output=True, text=True, env=os.environ,
-        )
-        if proc.returncode != 0:
-            error = proc.stderr.strip().splitlines()[-1:]
-            print(f"{dataset:24} {solver:12} {sampling:8} failed: {error}")
-            continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        floor = ["-", "-"] if r["floor_ratio"] is None \
-            else [f"{f:.1f}" for f in r["floor_ratio"]]
-        flag = "" if r["finite"] else "  (diverged)"
-        print(f"{dataset:24} {solver:12} {sampling:8} {r['it_per_s']:9.0f} "
-              f"{r['grad']:5.1f} {r['hvp']:5.1f} {r['cross']:5.1f} "
-              f"{floor[0]:>6} {floor[1]:>6} {r['peak_mb']:8.0f}{flag}",
-              flush=True)
+    if args.rounds == 1:
+        print_header()
+    results = {run: [] for run in runs}
+    # Rounds visit every run once, so that a slow spell of a shared machine
+    # hits one measurement of each run rather than all of one run's.
+    for _ in range(args.rounds):
+        for run in runs:
+            results[run].append(measure(*run, args))
+            if args.rounds == 1:
+                print_row(run, results[run])
+    if args.rounds > 1:
+        print_header()
+        for run in runs:
+            print_row(run, results[run])
+
+
+def measure(dataset, solver, sampling, args):
+    """The result dict of one run in a fresh process, or the error line."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", dataset, solver, sampling,
+         "--seconds", str(args.seconds), "--batch-size",
+         str(args.batch_size), "--device", args.device],
+        capture_output=True, text=True, env=os.environ,
+    )
+    if proc.returncode != 0:
+        return proc.stderr.strip().splitlines()[-1:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def print_header():
+    header = (f"{'dataset':24} {'solver':12} {'sampling':8} {'it/s':>9} "
+              f"{'range':>11} {'grad':>5} {'hvp':>5} {'cross':>5} "
+              f"{'x mm':>6} {'x g+mm':>6} {'peak MB':>8}")
+    print(header)
+    print("-" * len(header))
+
+
+def print_row(run, results):
+    """The median round's row, with the range of it/s over the rounds."""
+    dataset, solver, sampling = run
+    failed = [r for r in results if not isinstance(r, dict)]
+    if failed:
+        print(f"{dataset:24} {solver:12} {sampling:8} failed: {failed[0]}")
+        return
+    results = sorted(results, key=lambda r: r["it_per_s"])
+    r = results[len(results) // 2]
+    spread = (f"{results[0]['it_per_s']:.0f}-{results[-1]['it_per_s']:.0f}"
+              if len(results) > 1 else "")
+    floor = ["-", "-"] if r["floor_ratio"] is None \
+        else [f"{f:.1f}" for f in r["floor_ratio"]]
+    flag = "" if all(x["finite"] for x in results) else "  (diverged)"
+    print(f"{dataset:24} {solver:12} {sampling:8} {r['it_per_s']:9.0f} "
+          f"{spread:>11} {r['grad']:5.1f} {r['hvp']:5.1f} {r['cross']:5.1f} "
+          f"{floor[0]:>6} {floor[1]:>6} {r['peak_mb']:8.0f}{flag}",
+          flush=True)
 
 
 if __name__ == "__main__":
