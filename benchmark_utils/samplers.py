@@ -66,7 +66,8 @@ class BatchPartition:
     ``sample()`` returns ``(batch_id, idx)`` with ``batch_id`` drawn with
     probability ``weights[batch_id] = len(idx) / n_samples``, so that a SAGA
     estimate ``c_b - memory[b] + sum_b weights[b] memory[b]`` is unbiased
-    even when the last batch is smaller.
+    even when the last batch is smaller. The partition is random
+    (``sampling="shuffle"``) or the consecutive blocks (``"blocks"``).
     """
 
     _DRAWS = 4096  # batch ids drawn per call to the generator
