@@ -1,7 +1,8 @@
 """Throughput of every solver on every data set: iterations per second,
 oracle calls per iteration, time per oracle call against the bare matrix
-products of one minibatch gradient ("x mm"; "x g+mm" adds gathering the
-batch's rows, which a sampled batch needs), and peak memory. A fused
+products of one minibatch gradient on a block of consecutive rows ("x mm",
+the floor of ``sampling="blocks"``) and on gathered random rows ("x g+mm",
+the floor of ``sampling="shuffle"``), and peak memory. A fused
 ``inner_oracles`` call counts three oracles.
 
     BENCHOPT_DATA_HOME=../shared/data python benchmarks/throughput.py \
@@ -59,9 +60,10 @@ def gemm_floor(problem, n_repeat=200):
     """Seconds of the bare work of one minibatch gradient of a linear model
     on the problem's data: ``(products, gather + products)``, the two
     products (batch x features) @ (features x k) and its transpose on a
-    contiguous batch, then the same preceded by gathering the batch's rows
-    from the whole matrix (fresh random rows each time, as a sampler draws
-    them). None when the problem has no dense design matrix."""
+    block of 64 consecutive rows (a new block each time, as
+    ``sampling="blocks"`` reads them), then the same on 64 random rows
+    gathered from the whole matrix (as ``sampling="shuffle"``). None when
+    the problem has no dense design matrix."""
     import torch
     splits = getattr(problem, "splits", {})
     train = splits.get("train") if isinstance(splits, dict) else None
@@ -79,16 +81,17 @@ def gemm_floor(problem, n_repeat=200):
     generator = torch.Generator().manual_seed(0)
     batches = [torch.randint(len(a), (64,), generator=generator).to(a.device)
                for _ in range(n_repeat)]
+    starts = torch.randint(max(1, len(a) - 63), (n_repeat,),
+                           generator=generator).tolist()
 
     def timed(gather):
-        batch = a[:64].contiguous()
         for i in range(-10, n_repeat):
             if i == 0:
                 if a.device.type == "cuda":
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-            if gather:
-                batch = a.index_select(0, batches[i])
+            batch = (a.index_select(0, batches[i]) if gather
+                     else a.narrow(0, starts[i], min(64, len(a))))
             batch @ w
             batch.T @ r
         if a.device.type == "cuda":
