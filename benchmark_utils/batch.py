@@ -30,7 +30,7 @@ def block_of(idx):
 def take(tensor, idx, dim=0):
     """``tensor.index_select(dim, idx)``; a view of ``tensor`` for a block
     (callers must not write into it)."""
-    block = getattr(idx, "block", None)
+    block = block_of(idx)
     if block is not None:
         return tensor.narrow(dim, *block)
     return tensor.index_select(dim, idx.to(tensor.device))
@@ -39,7 +39,7 @@ def take(tensor, idx, dim=0):
 def add_at(out, idx, values, alpha=1):
     """``out[idx] += alpha * values`` in place along dim 0, summed over
     repeated indices (as ``index_add_``). Returns ``out``."""
-    block = getattr(idx, "block", None)
+    block = block_of(idx)
     if block is not None:
         out.narrow(0, *block).add_(values, alpha=alpha)
         return out
