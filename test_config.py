@@ -20,7 +20,7 @@ def check_test_dataset_get_data(dataset):
     # loader's error says which file is missing and how to provide it.
     from benchopt.utils.parametrized_name_mixin import get_configs
 
-    from benchmark_utils.data import DataFileError
+    from benchmark_utils.data.files import DataFileError
     config = get_configs(dataset)[0]["dataset"]
     try:
         dataset.get_instance(**config).get_data()

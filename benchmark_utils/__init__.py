@@ -1,1 +1,42 @@
-"""Shared building blocks of the bilevel benchmark (problems, oracles, solvers)."""
+"""Shared code of the bilevel benchmark, in four layers.
+
+Data flows one way: a data set (``datasets/``) reads its files with
+:mod:`~benchmark_utils.data` and builds one of the
+:mod:`~benchmark_utils.problems`; the objective hands the problem to a
+solver (``solvers/``), built on :mod:`~benchmark_utils.solver`; the results
+are read by :mod:`~benchmark_utils.analysis`.
+
+Foundations (used by every layer)
+    ``validation``   parameter checks that raise clear ``ValueError``\\ s
+    ``batches``      the minibatch convention (index tensors, contiguous
+                     blocks read as views) and the samplers that draw them
+
+``data/``: files and loaders
+    ``files``        data folder, missing-file errors, atomic downloads
+    ``idx``          MNIST / FashionMNIST IDX files, embedded MNIST
+    ``svmlight``     svmlight files and ijcnn1
+    ``news20``       the 20newsgroups archive and its vectorization
+
+``problems/``: bilevel problems and exact tools on them
+    ``base``         ``BilevelProblem``, the contract between data sets,
+                     objective and solvers
+    ``autograd``     autograd oracles (the default and the reference)
+    ``quadratic``    quadratic problem with a closed-form solution
+    ``hyper_cleaning``  data hyper-cleaning, closed-form oracles
+    ``regularization``  regularization selection, dense or sparse
+    ``implicit``     Neumann series, conjugate gradient, the inner solve
+                     y*(x), the value function h(x) and its gradient
+
+``solver/``: what solver files are built from
+    ``base``         ``StochasticBilevelSolver``: benchopt's callback loop,
+                     samplers, seeding, divergence; ``COMMON_PARAMETERS``
+    ``counting``     oracle accounting (``oracle_calls``, ``epochs``)
+    ``schedules``    step-size schedules
+    ``optimizers``   SGD, heavy-ball momentum and Adam update rules
+    ``variance_reduction``  SAGA memory tables and the STORM correction
+    ``penalty``      directions of the penalty / value-function methods
+
+``analysis/``: reading results
+    ``results``      time to target, median curves, plot options
+    ``tuning``       the validation-only tuning CLI
+"""

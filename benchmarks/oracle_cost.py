@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmark_utils.problem import BilevelProblem  # noqa: E402
+from benchmark_utils.problems.base import BilevelProblem  # noqa: E402
 
 
 class WeightedSoftmax(BilevelProblem):

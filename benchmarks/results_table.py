@@ -21,8 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmark_utils.results import (infer_maximize,  # noqa: E402
-                                     summarize_time_to_target, time_to_target)
+from benchmark_utils.analysis.results import (  # noqa: E402
+    infer_maximize,
+    summarize_time_to_target,
+    time_to_target,
+)
 
 
 def best_median(df, metric):

@@ -1,15 +1,25 @@
 import numpy as np
 from benchopt import BaseDataset
 
-from benchmark_utils.hyper_cleaning import make_hyper_cleaning, split_pool
-from benchmark_utils.idx import (FASHION_MNIST_KEY, download_idx,
-                                 load_fashion_mnist)
-from benchmark_utils.validation import (check_device, check_interval,
-                                        check_positive, check_positive_int)
+from benchmark_utils.data.idx import (
+    FASHION_MNIST_KEY,
+    download_idx,
+    load_fashion_mnist,
+)
+from benchmark_utils.problems.hyper_cleaning import (
+    make_hyper_cleaning,
+    split_pool,
+)
+from benchmark_utils.validation import (
+    check_device,
+    check_interval,
+    check_positive,
+    check_positive_int,
+)
 
 
 class Dataset(BaseDataset):
-    """FashionMNIST data hyper-cleaning (benchmark_utils/hyper_cleaning.py).
+    """FashionMNIST data hyper-cleaning (benchmark_utils/problems/hyper_cleaning.py).
 
     Files: the four upstream IDX files (``train-images-idx3-ubyte.gz``, ...)
     in ``<data_home>/fashion-mnist/``, else in Debian's

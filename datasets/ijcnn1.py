@@ -1,10 +1,17 @@
 import numpy as np
 from benchopt import BaseDataset
 
-from benchmark_utils.regularization import PENALTIES, RegularizationProblem
-from benchmark_utils.svmlight import download_ijcnn1, load_ijcnn1
-from benchmark_utils.validation import (check_choice, check_device,
-                                        check_dtype, check_positive_int)
+from benchmark_utils.data.svmlight import download_ijcnn1, load_ijcnn1
+from benchmark_utils.problems.regularization import (
+    PENALTIES,
+    RegularizationProblem,
+)
+from benchmark_utils.validation import (
+    check_choice,
+    check_device,
+    check_dtype,
+    check_positive_int,
+)
 
 #: LIBSVM's ijcnn1.tr / ijcnn1.val sizes; ijcnn1.bz2 is their concatenation.
 N_TRAIN = 35000

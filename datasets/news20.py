@@ -1,10 +1,17 @@
 import numpy as np
 from benchopt import BaseDataset
 
-from benchmark_utils.news20 import download_news20, load_news20
-from benchmark_utils.regularization import PENALTIES, RegularizationProblem
-from benchmark_utils.validation import (check_choice, check_device,
-                                        check_dtype, check_positive_int)
+from benchmark_utils.data.news20 import download_news20, load_news20
+from benchmark_utils.problems.regularization import (
+    PENALTIES,
+    RegularizationProblem,
+)
+from benchmark_utils.validation import (
+    check_choice,
+    check_device,
+    check_dtype,
+    check_positive_int,
+)
 
 
 def train_val_indices(n_samples, random_state=0):

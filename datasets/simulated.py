@@ -1,6 +1,6 @@
 from benchopt import BaseDataset
 
-from benchmark_utils.quadratic import QuadraticProblem
+from benchmark_utils.problems.quadratic import QuadraticProblem
 from benchmark_utils.validation import check_device, check_dtype
 
 
@@ -8,7 +8,7 @@ class Dataset(BaseDataset):
     """Quadratic bilevel problem with closed-form y*(x), h(x), grad h and x*.
 
     ``cond`` is the condition number of the inner Hessian; see
-    ``benchmark_utils/quadratic.py`` for the exact construction.
+    ``benchmark_utils/problems/quadratic.py`` for the exact construction.
     """
 
     name = "simulated"

@@ -11,7 +11,7 @@ import math
 
 from benchopt import BasePlot
 
-from benchmark_utils.results import curve_metric_options, median_curve
+from benchmark_utils.analysis.results import curve_metric_options, median_curve
 
 X_AXES = {
     "oracle_calls": "Oracle calls (gradients + HVPs + cross products)",

@@ -5,7 +5,7 @@ seed 003 Table 2: one row per solver with the median time to reach the
 target over the repetitions, the spread (min, max and quartiles), how many
 runs reached it, the median number of oracle calls at that point, and the
 median best value of the metric (to read a "not reached"). Not-reached runs
-count as an infinite time (see ``benchmark_utils.results``), so a median or
+count as an infinite time (see ``benchmark_utils.analysis.results``), so a median or
 quantile is "not reached" when too few runs got there. The fastest median
 is in bold. Same options as ``time_to_target``.
 
@@ -17,9 +17,13 @@ import math
 
 from benchopt import BasePlot
 
-from benchmark_utils.results import (
-    format_seconds, infer_maximize, summarize_time_to_target,
-    target_metric_options, target_options, time_to_target,
+from benchmark_utils.analysis.results import (
+    format_seconds,
+    infer_maximize,
+    summarize_time_to_target,
+    target_metric_options,
+    target_options,
+    time_to_target,
 )
 
 COLUMNS = [

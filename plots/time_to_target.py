@@ -4,7 +4,7 @@ Seed 000 Table 1 (time to reach 0.80 test accuracy on MNIST, 0.72 on
 FashionMNIST) and seed 003 Table 2 (0.90 on MNIST) as a figure. The bar is
 the median over repetitions, a black tick marks each repetition. A run that
 never reaches the target counts as an infinite time (see
-``benchmark_utils.results``):
+``benchmark_utils.analysis.results``):
 
 - every run reached it: a colored bar, one tick per run;
 - more than half did: a colored bar labelled ``(k/n reached)``, the runs
@@ -23,9 +23,12 @@ import math
 
 from benchopt import BasePlot
 
-from benchmark_utils.results import (
-    infer_maximize, summarize_time_to_target, target_metric_options,
-    target_options, time_to_target,
+from benchmark_utils.analysis.results import (
+    infer_maximize,
+    summarize_time_to_target,
+    target_metric_options,
+    target_options,
+    time_to_target,
 )
 
 

@@ -47,10 +47,13 @@ oracle calls): 2 per y step and 2 for the x step (1 + 1 in full batch).
 """
 import torch
 
-from benchmark_utils.penalty import barrier_weight, penalty_x, penalty_y
-from benchmark_utils.schedules import polynomial
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.solver.penalty import barrier_weight, penalty_x, penalty_y
+from benchmark_utils.solver.schedules import polynomial
 from benchmark_utils.validation import check_positive, check_positive_int
 
 

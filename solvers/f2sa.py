@@ -34,10 +34,17 @@ Choices the papers leave open:
 Oracle calls per iteration: T * 3 gradients (inner loop) + 3 gradients (x
 step); no Hessian-vector or cross product.
 """
-from benchmark_utils.penalty import (check_f2sa_parameters, f2sa_step_sizes,
-                                     x_direction, y_direction)
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.solver.penalty import (
+    check_f2sa_parameters,
+    f2sa_step_sizes,
+    x_direction,
+    y_direction,
+)
 
 
 class Solver(StochasticBilevelSolver):

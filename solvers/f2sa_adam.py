@@ -34,11 +34,18 @@ Choices the paper leaves open:
 
 Oracle calls per iteration: T * 3 gradients + 3 gradients, as F2SA.
 """
-from benchmark_utils.optim import Adam
-from benchmark_utils.penalty import (check_f2sa_parameters, f2sa_step_sizes,
-                                     x_direction, y_direction)
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.solver.optimizers import Adam
+from benchmark_utils.solver.penalty import (
+    check_f2sa_parameters,
+    f2sa_step_sizes,
+    x_direction,
+    y_direction,
+)
 
 
 class Solver(StochasticBilevelSolver):

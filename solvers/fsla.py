@@ -41,12 +41,18 @@ Oracle calls per iteration: 5 gradients (grad_y g, grad_y f, grad_x f at the
 new and at the previous point; 3 when eta_k = 1), 1 Hessian-vector product,
 2 cross products (1 when eta_k = 1).
 """
-from benchmark_utils.schedules import constant, polynomial
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
-from benchmark_utils.validation import (check_choice, check_interval,
-                                        check_positive)
-from benchmark_utils.variance_reduction import storm_update
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.solver.schedules import constant, polynomial
+from benchmark_utils.solver.variance_reduction import storm_update
+from benchmark_utils.validation import (
+    check_choice,
+    check_interval,
+    check_positive,
+)
 
 SCHEDULES = {"sqrt": polynomial(0.5, offset=1), "constant": constant}
 

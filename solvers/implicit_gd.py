@@ -8,8 +8,8 @@ with y*(x) from a warm-started Newton-CG solve of the inner problem (to
 It is slow per iteration but free of stochastic or approximation error, so
 other solvers are measured against it.
 """
-from benchmark_utils.inner_solve import hypergradient, solve_inner
-from benchmark_utils.solver import State, StochasticBilevelSolver
+from benchmark_utils.problems.implicit import hypergradient, solve_inner
+from benchmark_utils.solver.base import State, StochasticBilevelSolver
 from benchmark_utils.validation import check_choice, check_positive
 
 

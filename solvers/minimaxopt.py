@@ -34,12 +34,18 @@ Choices the paper leaves open (or lost):
 Oracle calls per iteration: 3 gradient passes (grad_inner at (x, z) and
 (x, y), each giving grad_y g and grad_x g; grad_outer at (x, y)).
 """
-from benchmark_utils.optim import OPTIMIZERS, make_optimizer
-from benchmark_utils.penalty import penalty_x, penalty_y
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
-from benchmark_utils.validation import (check_choice, check_positive,
-                                        check_positive_int)
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.solver.optimizers import OPTIMIZERS, make_optimizer
+from benchmark_utils.solver.penalty import penalty_x, penalty_y
+from benchmark_utils.validation import (
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
 
 
 class Solver(StochasticBilevelSolver):

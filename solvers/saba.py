@@ -12,7 +12,7 @@ section SABA. Three variables (y, v, x) move together from the same point:
     y <- y - rho * D_y_hat;  v <- v - rho * D_v_hat;  x <- x - gamma * D_x_hat
 
 where ``c_hat`` is the SAGA estimate of each component on its fixed batch
-(``benchmark_utils.saga``: tables for the inner batches holding
+(``benchmark_utils.solver.variance_reduction``: tables for the inner batches holding
 (grad_y g, H v) and J v, for the outer batches holding grad_y f and
 grad_x f; an x-direction is stored on its support only when the problem
 declares one, e.g. hyper-cleaning's J_i v lives on batch i's samples, so the
@@ -41,10 +41,13 @@ grad_y g, H v and J v; one outer call giving grad_y f and grad_x f),
 """
 import torch
 
-from benchmark_utils.saga import make_table
-from benchmark_utils.samplers import BatchPartition
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
+from benchmark_utils.batches import BatchPartition
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.solver.variance_reduction import make_table
 from benchmark_utils.validation import check_positive
 
 

@@ -12,8 +12,11 @@ batch i and one outer batch j per iteration:
 v tracks -H^{-1} grad_y f, so J v + grad_x f estimates grad h(x).
 This file is also the README's template for a new solver.
 """
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
 from benchmark_utils.validation import check_positive
 
 

@@ -30,9 +30,12 @@ step_size=0.05, outer_ratio=1000 (test accuracy 0.717 in 15 s; beta =
 Oracle calls per iteration: T + 1 gradients (T inner, one outer giving
 grad_y f and grad_x f together), Q Hessian-vector products, 1 cross product.
 """
-from benchmark_utils.hessian_inverse import neumann
-from benchmark_utils.solver import (COMMON_PARAMETERS, State,
-                                    StochasticBilevelSolver)
+from benchmark_utils.problems.implicit import neumann
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
 from benchmark_utils.validation import check_positive, check_positive_int
 
 

@@ -8,7 +8,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmark_utils.quadratic import QuadraticProblem  # noqa: E402
+from benchmark_utils.problems.quadratic import QuadraticProblem  # noqa: E402
 
 
 @pytest.fixture(scope="session")

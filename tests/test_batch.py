@@ -5,11 +5,16 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from benchmark_utils.batch import add_at, contiguous_blocks, take
-from benchmark_utils.hyper_cleaning import make_hyper_cleaning
-from benchmark_utils.quadratic import QuadraticProblem
-from benchmark_utils.regularization import RegularizationProblem
-from benchmark_utils.samplers import BatchPartition, BatchSampler
+from benchmark_utils.batches import (
+    BatchPartition,
+    BatchSampler,
+    add_at,
+    contiguous_blocks,
+    take,
+)
+from benchmark_utils.problems.hyper_cleaning import make_hyper_cleaning
+from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.problems.regularization import RegularizationProblem
 
 
 def gen(seed):

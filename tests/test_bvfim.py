@@ -2,12 +2,9 @@
 import pytest
 import torch
 
+from benchmark_utils.batches import SAMPLINGS
+from benchmark_utils.solver.penalty import barrier_weight
 from conftest import relative_hypergrad, run_steps
-
-from benchmark_utils.samplers import SAMPLINGS
-
-from benchmark_utils.penalty import barrier_weight
-
 
 # Full batch: tau_k = 0.05 / k^0.1 (slower than the default k^0.2, so the
 # clamped barrier weight tau_k / floor, BVFIM's penalty multiplier, stays

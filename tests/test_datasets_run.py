@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark_utils.data import DataFileError
+from benchmark_utils.data.files import DataFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,10 +6,11 @@
 - ``experiments/quickstart.yml`` runs end to end through ``benchopt run``
   (short budget) and writes a parquet file and an HTML page with the
   custom plots;
-- ``benchmark_utils.results``: time to target on hand-made tables
+- ``benchmark_utils.analysis.results``: time to target on hand-made tables
   (repetitions, not reached, diverged runs, censored medians);
-- ``benchmark_utils.tuning``: picks the best setting on a validation metric,
-  refuses test metrics, writes a config the first check accepts.
+- ``benchmark_utils.analysis.tuning``: picks the best setting on a
+  validation metric, refuses test metrics, writes a config the first
+  check accepts.
 """
 import math
 import subprocess
@@ -23,16 +24,19 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmark_utils.results import (  # noqa: E402
-    censored_quantile, median_curve, summarize_time_to_target,
+from benchmark_utils.analysis.results import (
+    censored_quantile,
+    median_curve,
+    summarize_time_to_target,
     time_to_target,
 )
-from benchmark_utils.tuning import (  # noqa: E402
-    TuningError, main as tuning_main, select_best, split_name,
+from benchmark_utils.analysis.tuning import (
+    TuningError,
+    select_best,
+    split_name,
 )
+from benchmark_utils.analysis.tuning import main as tuning_main
+from conftest import ROOT
 
 EXPERIMENTS = ROOT / "experiments"
 CONFIGS = sorted(EXPERIMENTS.glob("*.yml"))
@@ -190,7 +194,7 @@ def test_config_yml_lists_existing_plots(bench):
                 f"view {view!r}: option {key} is not prefixed by {kind}")
 
 
-# benchmark_utils.results
+# benchmark_utils.analysis.results
 
 def _curves(rows):
     """rows: (solver, rep, [(time, metric), ...]) -> a result table."""
@@ -296,7 +300,7 @@ def test_median_curve_over_repetitions():
     assert curve["n_runs"].tolist() == [3, 3, 2]
 
 
-# benchmark_utils.tuning
+# benchmark_utils.analysis.tuning
 
 SIMULATED = ("simulated[cond=10.0,device=cpu,dim_inner=20,dim_outer=10,"
              "dtype=float64,n_inner=1000,n_outer=500,outer_reg=0.1,"

@@ -1,12 +1,14 @@
 """F2SA and F2SA-Adam on the quadratic problem; schedules; validation."""
 import pytest
 
+from benchmark_utils.batches import SAMPLINGS
+from benchmark_utils.solver.schedules import (
+    F2SA_EXPONENTS,
+    constant,
+    decreasing_or_constant,
+    polynomial,
+)
 from conftest import relative_hypergrad, run_steps
-
-from benchmark_utils.samplers import SAMPLINGS
-
-from benchmark_utils.schedules import (F2SA_EXPONENTS, constant,
-                                       decreasing_or_constant, polynomial)
 
 # Full batch, fixed multiplier lambda = 20 (delta_lmbda = 0), constant steps
 # alpha = 0.025 (alpha * lambda * L_g = 0.5), gamma = beta = 0.5: relative

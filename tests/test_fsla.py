@@ -1,11 +1,10 @@
 """FSLA (solvers/fsla.py) and the STORM helper."""
 import pytest
 import torch
+
+from benchmark_utils.batches import SAMPLINGS
+from benchmark_utils.solver.variance_reduction import storm_update
 from conftest import relative_hypergrad, run_steps
-
-from benchmark_utils.samplers import SAMPLINGS
-
-from benchmark_utils.variance_reduction import storm_update
 
 
 def test_fsla_full_batch_reaches_stationarity(quadratic, make_solver):

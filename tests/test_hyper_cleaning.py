@@ -1,22 +1,24 @@
 """Data hyper-cleaning: closed-form oracles, corruption, metrics, datasets."""
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmark_utils import oracles  # noqa: E402
-from benchmark_utils.data import DataFileError  # noqa: E402
-from benchmark_utils.hyper_cleaning import (  # noqa: E402
-    HyperCleaningProblem, cleaning_f1, corrupt_labels, make_hyper_cleaning,
-    split_pool, standardize)
-from benchmark_utils.inner_solve import solve_inner  # noqa: E402
+from benchmark_utils.data.files import DataFileError
+from benchmark_utils.problems import autograd as oracles
+from benchmark_utils.problems.hyper_cleaning import (
+    HyperCleaningProblem,
+    cleaning_f1,
+    corrupt_labels,
+    make_hyper_cleaning,
+    split_pool,
+    standardize,
+)
+from benchmark_utils.problems.implicit import solve_inner
+from conftest import ROOT
 
 FASHION = Path(os.environ.get("BENCHOPT_DATA_HOME", "/nonexistent")) \
     / "fashion-mnist"

@@ -2,21 +2,25 @@
 import gzip
 import os
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmark_utils import idx as idx_mod  # noqa: E402
-from benchmark_utils.data import DataFileError  # noqa: E402
-from benchmark_utils.hyper_cleaning import split_pool  # noqa: E402
-from benchmark_utils.idx import (  # noqa: E402
-    FASHION_MNIST_KEY, IDX_FILES, IMAGES_MAGIC, LABELS_MAGIC, download_idx,
-    find_idx_folder, load_embedded_mnist, load_fashion_mnist, read_idx)
+from benchmark_utils.data import idx as idx_mod
+from benchmark_utils.data.files import DataFileError
+from benchmark_utils.data.idx import (
+    FASHION_MNIST_KEY,
+    IDX_FILES,
+    IMAGES_MAGIC,
+    LABELS_MAGIC,
+    download_idx,
+    find_idx_folder,
+    load_embedded_mnist,
+    load_fashion_mnist,
+    read_idx,
+)
+from benchmark_utils.problems.hyper_cleaning import split_pool
 
 FASHION = Path(os.environ.get("BENCHOPT_DATA_HOME", "/nonexistent")) \
     / "fashion-mnist"

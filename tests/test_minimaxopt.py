@@ -1,9 +1,8 @@
 """MinimaxOPT on the quadratic problem; multiplier stages; validation."""
 import pytest
 
+from benchmark_utils.batches import SAMPLINGS
 from conftest import relative_hypergrad, run_steps
-
-from benchmark_utils.samplers import SAMPLINGS
 
 
 def test_full_batch_stationarity(quadratic, make_solver):

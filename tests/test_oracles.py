@@ -3,8 +3,8 @@ autograd, and the fused call against the separate ones (float64)."""
 import pytest
 import torch
 
-from benchmark_utils import oracles
-from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.problems import autograd as oracles
+from benchmark_utils.problems.base import BilevelProblem
 
 
 class WeightedLogistic(BilevelProblem):

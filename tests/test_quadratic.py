@@ -1,9 +1,9 @@
 """The simulated problem's closed forms."""
 import pytest
 import torch
-
-from benchmark_utils.quadratic import QuadraticProblem
 from test_oracles import fd_grad
+
+from benchmark_utils.problems.quadratic import QuadraticProblem
 
 
 def test_inner_solution_is_stationary(quadratic):

@@ -6,8 +6,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from benchmark_utils import oracles
-from benchmark_utils.regularization import RegularizationProblem
+from benchmark_utils.problems import autograd as oracles
+from benchmark_utils.problems.regularization import RegularizationProblem
 
 RTOL = 1e-6
 ATOL = 1e-12

@@ -3,12 +3,10 @@ import copy
 
 import pytest
 import torch
+
+from benchmark_utils.batches import SAMPLINGS, BatchPartition
+from benchmark_utils.solver.variance_reduction import SagaTable
 from conftest import relative_hypergrad, run_steps
-
-from benchmark_utils.samplers import SAMPLINGS
-
-from benchmark_utils.saga import SagaTable
-from benchmark_utils.samplers import BatchPartition
 
 
 def _full_hessian(problem, y, x):

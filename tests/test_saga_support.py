@@ -1,9 +1,13 @@
 """Sparse-support SAGA memory: same estimates as the dense table."""
 import torch
 
-from benchmark_utils.hyper_cleaning import HyperCleaningProblem
-from benchmark_utils.saga import SagaTable, SupportSagaTable, make_table
-from benchmark_utils.samplers import BatchPartition
+from benchmark_utils.batches import BatchPartition
+from benchmark_utils.problems.hyper_cleaning import HyperCleaningProblem
+from benchmark_utils.solver.variance_reduction import (
+    SagaTable,
+    SupportSagaTable,
+    make_table,
+)
 
 
 def small_hyper_cleaning():

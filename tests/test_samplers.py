@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from benchmark_utils.samplers import BatchPartition, BatchSampler
+from benchmark_utils.batches import BatchPartition, BatchSampler
 
 
 def gen(seed):

@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark_utils.batches import SAMPLINGS
 from conftest import relative_hypergrad, run_steps
-
-from benchmark_utils.samplers import SAMPLINGS
 
 
 def test_soba_full_batch_converges(quadratic, make_solver):

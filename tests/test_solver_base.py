@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from benchmark_utils.counting import CountingProblem
-from benchmark_utils.solver import State, StochasticBilevelSolver
+from benchmark_utils.solver.base import State, StochasticBilevelSolver
+from benchmark_utils.solver.counting import CountingProblem
 from conftest import run_steps
 
 

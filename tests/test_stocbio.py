@@ -1,11 +1,10 @@
 """StocBiO (solvers/stocbio.py) and the Neumann series helper."""
 import pytest
 import torch
+
+from benchmark_utils.batches import SAMPLINGS
+from benchmark_utils.problems.implicit import neumann
 from conftest import relative_hypergrad, run_steps
-
-from benchmark_utils.samplers import SAMPLINGS
-
-from benchmark_utils.hessian_inverse import neumann
 
 
 def test_stocbio_full_batch_reaches_stationarity(quadratic, make_solver):

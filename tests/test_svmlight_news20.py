@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmark_utils import news20, svmlight
-from benchmark_utils.data import DataFileError, data_folder
+from benchmark_utils.data import news20, svmlight
+from benchmark_utils.data.files import DataFileError, data_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

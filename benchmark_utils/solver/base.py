@@ -13,10 +13,13 @@ import torch
 from benchopt import BaseSolver
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
-from benchmark_utils.counting import CountingProblem
-from benchmark_utils.samplers import SAMPLINGS, BatchSampler
-from benchmark_utils.validation import (check_batch_size, check_choice,
-                                        check_positive_int)
+from benchmark_utils.batches import SAMPLINGS, BatchSampler
+from benchmark_utils.solver.counting import CountingProblem
+from benchmark_utils.validation import (
+    check_batch_size,
+    check_choice,
+    check_positive_int,
+)
 
 #: Parameters every solver has; solvers list them in their ``parameters``.
 COMMON_PARAMETERS = {
@@ -24,7 +27,7 @@ COMMON_PARAMETERS = {
     "eval_freq": [16],
     "random_state": [None],
     # "shuffle": a new random partition into batches at every epoch;
-    # "blocks": fixed contiguous blocks read without a gather (samplers.py).
+    # "blocks": fixed contiguous blocks read without a gather (benchmark_utils.batches).
     "sampling": ["shuffle"],
 }
 

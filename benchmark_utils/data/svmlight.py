@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark_utils.data import (DataFileError, data_folder, download,
+from benchmark_utils.data.files import (DataFileError, data_folder, download,
                                   require_file)
 
 IJCNN1_KEY = "ijcnn1"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark_utils.data import (DataFileError, data_folder, download,
+from benchmark_utils.data.files import (DataFileError, data_folder, download,
                                   missing_file_error)
 
 MNIST_KEY = "mnist"

@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from benchmark_utils.batch import take
-from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.batches import take
+from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.validation import check_positive, check_positive_int
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark_utils.data import (DataFileError, atomic_save, data_folder,
+from benchmark_utils.data.files import (DataFileError, atomic_save, data_folder,
                                   download, md5sum, require_file)
 
 NEWS20_KEY = "20newsgroups"

@@ -27,11 +27,15 @@ W = 0, b = 0, x_i = -2, and reg = 0.4 (its 0.2 ||W||^2).
 import numpy as np
 import torch
 
-from benchmark_utils.batch import add_at, take
-from benchmark_utils.inner_solve import warm_value_function
-from benchmark_utils.problem import BilevelProblem
-from benchmark_utils.validation import (check_device, check_interval,
-                                        check_positive, check_positive_int)
+from benchmark_utils.batches import add_at, take
+from benchmark_utils.problems.base import BilevelProblem
+from benchmark_utils.problems.implicit import warm_value_function
+from benchmark_utils.validation import (
+    check_device,
+    check_interval,
+    check_positive,
+    check_positive_int,
+)
 
 
 def _generator(random_state):

@@ -8,11 +8,10 @@
 
 A subclass implements ``inner``, ``outer`` and ``metrics``; it may override
 any oracle with a closed form (the autograd versions of
-:mod:`benchmark_utils.oracles` are the default and the reference).
+:mod:`benchmark_utils.problems.autograd` are the default and the reference).
 """
-import torch
 
-from benchmark_utils import oracles
+from benchmark_utils.problems import autograd
 
 
 class BilevelProblem:
@@ -76,34 +75,34 @@ class BilevelProblem:
     # -- oracles (autograd defaults; override with closed forms) ------------
     def grad_inner(self, inner_var, outer_var, idx=None):
         """(grad_y g, grad_x g)."""
-        return oracles.value_and_grads(self.inner, inner_var, outer_var,
+        return autograd.value_and_grads(self.inner, inner_var, outer_var,
                                        idx)[1:]
 
     def grad_outer(self, inner_var, outer_var, idx=None):
         """(grad_y f, grad_x f)."""
-        return oracles.value_and_grads(self.outer, inner_var, outer_var,
+        return autograd.value_and_grads(self.outer, inner_var, outer_var,
                                        idx)[1:]
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
-        return oracles.grad_y(self.inner, inner_var, outer_var, idx)
+        return autograd.grad_y(self.inner, inner_var, outer_var, idx)
 
     def grad_inner_x(self, inner_var, outer_var, idx=None):
-        return oracles.grad_x(self.inner, inner_var, outer_var, idx)
+        return autograd.grad_x(self.inner, inner_var, outer_var, idx)
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
-        return oracles.grad_y(self.outer, inner_var, outer_var, idx)
+        return autograd.grad_y(self.outer, inner_var, outer_var, idx)
 
     def grad_outer_x(self, inner_var, outer_var, idx=None):
-        return oracles.grad_x(self.outer, inner_var, outer_var, idx)
+        return autograd.grad_x(self.outer, inner_var, outer_var, idx)
 
     def hvp(self, inner_var, outer_var, v, idx=None):
         """H v = d2_yy g(x, y) v."""
-        return oracles.hvp(self.inner, inner_var, outer_var, v, idx)
+        return autograd.hvp(self.inner, inner_var, outer_var, v, idx)
 
     def cross(self, inner_var, outer_var, v, idx=None):
         """J v = d2_xy g(x, y) v (a vector of the outer dimension)."""
-        return oracles.cross(self.inner, inner_var, outer_var, v, idx)
+        return autograd.cross(self.inner, inner_var, outer_var, v, idx)
 
     def inner_oracles(self, inner_var, outer_var, v, idx=None):
         """(grad_y g, H v, J v) at one point, sharing one backward pass."""
-        return oracles.inner_oracles(self.inner, inner_var, outer_var, v, idx)
+        return autograd.inner_oracles(self.inner, inner_var, outer_var, v, idx)

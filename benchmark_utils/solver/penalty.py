@@ -19,7 +19,10 @@ Two layers:
 """
 import torch
 
-from benchmark_utils.schedules import F2SA_EXPONENTS, decreasing_or_constant
+from benchmark_utils.solver.schedules import (
+    F2SA_EXPONENTS,
+    decreasing_or_constant,
+)
 from benchmark_utils.validation import check_positive, check_positive_int
 
 

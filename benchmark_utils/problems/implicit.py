@@ -1,8 +1,56 @@
-"""Full-batch solve of the inner problem, y*(x) = argmin_y g(x, y)."""
+"""Implicit differentiation on a problem: H^{-1} b, y*(x), h(x), grad h(x).
+
+- :func:`conjugate_gradient` and :func:`neumann`: approximations of
+  ``H^{-1} b`` from Hessian-vector products only;
+- :func:`solve_inner`: the full-batch inner solve y*(x) = argmin_y g(x, y)
+  (Newton-CG, warm started);
+- :func:`warm_value_function`: h(x) = f(x, y*(x)) with warm starts across
+  calls (the ``value_function`` metric);
+- :func:`hypergradient`: grad h(x) by the implicit function theorem.
+"""
 import torch
 
-from benchmark_utils.hessian_inverse import conjugate_gradient
 
+def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
+    """Solve ``A x = b`` for a symmetric positive definite ``A``.
+
+    ``matvec(v)`` returns ``A v``. Stops when ``||A x - b|| <= tol * ||b||``
+    or after ``max_iter`` products (default: the dimension).
+    """
+    max_iter = b.numel() if max_iter is None else max_iter
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b - matvec(x) if x0 is not None else b.clone()
+    p = r.clone()
+    rr = r @ r
+    target = (tol * b.norm()) ** 2
+    for _ in range(max_iter):
+        if rr <= target:
+            break
+        ap = matvec(p)
+        alpha = rr / (p @ ap)
+        x.add_(p, alpha=alpha)
+        r.sub_(ap, alpha=alpha)
+        rr_new = r @ r
+        p.mul_(rr_new / rr).add_(r)
+        rr = rr_new
+    return x
+
+
+def neumann(hvp_fn, b, n_steps, step):
+    """Neumann series ``step * sum_{q=0}^{n_steps} (I - step H)^q b``.
+
+    It approximates ``H^{-1} b`` (exactly as ``n_steps -> inf`` when
+    ``0 < step < 2 / L``, L the largest eigenvalue of H). ``hvp_fn(p)``
+    returns ``H p``; StocBiO passes a callable that draws a fresh minibatch
+    at every call, so each term uses its own stochastic Hessian. ``b`` is not
+    modified. Costs ``n_steps`` Hessian-vector products.
+    """
+    p = b.clone()
+    total = b.clone()
+    for _ in range(n_steps):
+        p.sub_(hvp_fn(p), alpha=step)
+        total.add_(p)
+    return total.mul_(step)
 
 def solve_inner(problem, outer_var, inner_var=None, tol=1e-6, max_iter=50):
     """Newton-CG with an Armijo line search, warm started at ``inner_var``.

@@ -3,7 +3,7 @@
 Usage::
 
     benchopt run . --config experiments/grid_single_loop.yml   # the grid
-    python -m benchmark_utils.tuning outputs/<grid>.parquet \\
+    python -m benchmark_utils.analysis.tuning outputs/<grid>.parquet \\
         --metric objective_val_accuracy --maximize \\
         --out experiments/best_<name>.yml
     benchopt run . --config experiments/best_<name>.yml        # the comparison
@@ -52,8 +52,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmark_utils.results import (
-    WORK_METRICS, infer_maximize, metric_column, metric_columns,
+from benchmark_utils.analysis.results import (
+    WORK_METRICS,
+    infer_maximize,
+    metric_column,
+    metric_columns,
 )
 
 REDUCTIONS = ("final", "best")
@@ -198,7 +201,7 @@ def render_config(dataset_name, best, table, *, source, metric, maximize,
     """The text of a run config with the best setting of each solver."""
     direction = "maximized" if maximize else "minimized"
     lines = [
-        "# Best parameters selected by benchmark_utils.tuning",
+        "# Best parameters selected by benchmark_utils.analysis.tuning",
         f"#   from: {source}",
         f"#   rule: median over repetitions of the {reduce} value of "
         f"{metric} ({direction}); a diverged run scores worst.",
@@ -278,7 +281,7 @@ def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark_utils.tuning",
+        prog="python -m benchmark_utils.analysis.tuning",
         description="For each data set and solver of a grid run, pick the "
                     "parameter setting with the best validation metric and "
                     "write a benchopt run config with it.",

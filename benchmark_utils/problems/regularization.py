@@ -32,11 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark_utils.batch import block_of, take
-from benchmark_utils.inner_solve import warm_value_function
-from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.batches import block_of, take
+from benchmark_utils.problems.base import BilevelProblem
+from benchmark_utils.problems.implicit import warm_value_function
 from benchmark_utils.validation import check_choice, check_device
-
 
 
 def _csr(crow, col, val, size):

@@ -1,10 +1,16 @@
-"""Update rules of benchmark_utils/optim.py (hand-computed examples)."""
+"""Update rules of benchmark_utils.solver.optimizers (hand-computed
+examples)."""
 import math
 
 import pytest
 import torch
 
-from benchmark_utils.optim import SGD, Adam, Momentum, make_optimizer
+from benchmark_utils.solver.optimizers import (
+    SGD,
+    Adam,
+    Momentum,
+    make_optimizer,
+)
 
 
 def _adam_by_hand(grads, b1, b2, eps, lr, theta0):

@@ -1,7 +1,7 @@
-"""SAGA memory tables for variance-reduced single-loop solvers (SABA).
+"""Variance reduction: SAGA memory tables (SABA) and the STORM correction (FSLA).
 
-The samples are split once into the fixed batches of a
-:class:`benchmark_utils.samplers.BatchPartition`. A :class:`SagaTable` keeps,
+SAGA. The samples are split once into the fixed batches of a
+:class:`benchmark_utils.batches.BatchPartition`. A :class:`SagaTable` keeps,
 for every batch b, the last value of each tracked direction computed on b,
 together with the weighted mean of the table,
 ``mean = sum_b weights[b] * memory[b]`` with ``weights[b] = |b| / n`` (exact
@@ -13,14 +13,16 @@ b is
 unbiased when b is drawn with probability ``weights[b]``; then
 ``memory[b] <- c_b(new)`` and the mean is updated incrementally,
 ``mean += weights[b] * (c_b(new) - memory_old[b])`` (never re-averaged).
-
 Several directions that share a batch (e.g. grad_y g, H v and J v on an inner
 batch) live in one table, concatenated in a single row, so that an update
 costs a handful of tensor operations whatever their number.
+
+STORM (Cutkosky & Orabona, NeurIPS 2019): :func:`storm_update`, a momentum
+estimate corrected by the same estimator at the previous point.
 """
 import torch
 
-from benchmark_utils.batch import add_at, take
+from benchmark_utils.batches import add_at, take
 
 
 class SagaTable:
@@ -139,3 +141,18 @@ def make_table(problem, partition, sizes, outer, which):
     else:
         outer_table = SagaTable(weights, (outer,), **kw)
     return SagaTable(weights, sizes, **kw), outer_table
+
+
+
+def storm_update(d, g_new, g_old, momentum):
+    """STORM correction, in place on ``d``; returns ``d``.
+
+        d <- g_new + (1 - momentum) * (d - g_old)
+
+    ``g_new`` and ``g_old`` are the same stochastic estimator (same batches)
+    at the new and at the previous point. ``momentum = 1`` gives the plain
+    estimator ``g_new`` (``g_old`` may then be None).
+    """
+    if momentum == 1:
+        return d.copy_(g_new)
+    return d.sub_(g_old).mul_(1 - momentum).add_(g_new)

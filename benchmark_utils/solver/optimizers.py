@@ -11,8 +11,11 @@ rules at every outer iteration and keeps the x rule, Algorithm 3 of seed
 """
 import torch
 
-from benchmark_utils.validation import (check_choice, check_interval,
-                                        check_positive)
+from benchmark_utils.validation import (
+    check_choice,
+    check_interval,
+    check_positive,
+)
 
 
 class SGD:

@@ -2,7 +2,7 @@
 
 Every function takes a loss ``fn(inner_var, outer_var, idx) -> scalar`` and
 returns first or second order derivatives of it. They are the default oracles
-of :class:`benchmark_utils.problem.BilevelProblem` and the reference that
+of :class:`benchmark_utils.problems.base.BilevelProblem` and the reference that
 closed-form oracles are tested against.
 
 Notation (ALGORITHMS.md): ``H v = d2_yy g v`` and ``J v = d2_xy g v`` (the

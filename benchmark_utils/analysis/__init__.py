@@ -1,0 +1,1 @@
+"""Reading benchopt result tables: targets, curves, tuning."""

@@ -1,0 +1,1 @@
+"""Bilevel problems (``BilevelProblem`` subclasses) and exact tools on them."""

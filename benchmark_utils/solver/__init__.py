@@ -1,0 +1,1 @@
+"""The solver base class and the update rules solver files share."""
