@@ -11,7 +11,8 @@ class Objective(BaseObjective):
     ``value`` = f(x, y) on the full outer set, ``inner_grad_norm`` =
     ||grad_y g(x, y)|| on the full inner set, every metric of the problem
     (test accuracy, suboptimality, ...) and the solver's oracle counts
-    (``n_iter``, ``epochs``, ``oracle_calls``). Non-finite iterates give
+    (``n_iter``, ``epochs``, ``oracle_calls``, defined in
+    ``benchmark_utils/solver/counting.py``). Non-finite iterates give
     non-finite metrics instead of an error.
     """
 

@@ -34,7 +34,8 @@ def check_interval(value, name, low, high, closed="right"):
         ok = (low <= value if left else low < value) and \
              (value <= high if right else value < high)
     if not ok:
-        interval = f"{'[' if left else '('}{low}, {high}{']' if right else ')'}"
+        opening, closing = "[" if left else "(", "]" if right else ")"
+        interval = f"{opening}{low}, {high}{closing}"
         raise ValueError(f"{name} must be in {interval}, got {value!r}.")
     return value
 

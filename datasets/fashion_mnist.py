@@ -7,19 +7,16 @@ from benchmark_utils.data.idx import (
     load_fashion_mnist,
 )
 from benchmark_utils.problems.hyper_cleaning import (
-    make_hyper_cleaning,
+    DATASET_PARAMETERS,
+    check_dataset_parameters,
+    dataset_problem,
     split_pool,
-)
-from benchmark_utils.validation import (
-    check_device,
-    check_interval,
-    check_positive,
-    check_positive_int,
 )
 
 
 class Dataset(BaseDataset):
-    """FashionMNIST data hyper-cleaning (benchmark_utils/problems/hyper_cleaning.py).
+    """FashionMNIST data hyper-cleaning
+    (``benchmark_utils/problems/hyper_cleaning.py``).
 
     Files: the four upstream IDX files (``train-images-idx3-ubyte.gz``, ...)
     in ``<data_home>/fashion-mnist/``, else in Debian's
@@ -38,17 +35,7 @@ class Dataset(BaseDataset):
 
     name = "fashion_mnist"
     requirements = ["pip::torch"]
-    parameters = {
-        "ratio": [0.5],
-        "n_train": [20000],
-        "n_val": [5000],
-        "reg": [0.4],
-        "random_state": [0],
-        # h(x) needs an inner solve (~1 s on 20000 samples) at every logged
-        # point: off by default so that evaluation stays a few ms.
-        "value_function": [False],
-        "device": ["cpu"],
-    }
+    parameters = dict(DATASET_PARAMETERS)
     test_parameters = {"n_train": [500], "n_val": [200]}
     prepare_cache_ignore = "all"
 
@@ -56,20 +43,10 @@ class Dataset(BaseDataset):
         download_idx(FASHION_MNIST_KEY)
 
     def get_data(self):
-        check_interval(self.ratio, "ratio", 0, 1, closed="left")
-        check_positive(self.reg, "reg")
-        seed = check_positive_int(self.random_state, "random_state",
-                                  allow_zero=True)
-        device = check_device(self.device)
-        n_train = check_positive_int(self.n_train, "n_train")
-        n_val = check_positive_int(self.n_val, "n_val")
+        seed, n_train, n_val = check_dataset_parameters(self)
         X, y, X_test, y_test = load_fashion_mnist()
         train, val = split_pool(len(X), n_train, n_val,
                                 np.random.default_rng([seed, 0]))
-        problem = make_hyper_cleaning(
-            X[train], y[train], X[val], y[val], X_test, y_test,
-            ratio=self.ratio, reg=self.reg, n_classes=10,
-            random_state=np.random.default_rng([seed, 1]), device=device,
-            value_function=bool(self.value_function),
-        )
+        problem = dataset_problem(self, seed, X[train], y[train], X[val],
+                                  y[val], X_test, y_test)
         return dict(problem=problem)

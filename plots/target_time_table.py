@@ -5,8 +5,8 @@ seed 003 Table 2: one row per solver with the median time to reach the
 target over the repetitions, the spread (min, max and quartiles), how many
 runs reached it, the median number of oracle calls at that point, and the
 median best value of the metric (to read a "not reached"). Not-reached runs
-count as an infinite time (see ``benchmark_utils.analysis.results``), so a median or
-quantile is "not reached" when too few runs got there. The fastest median
+count as an infinite time (see ``benchmark_utils.analysis.results``), so a
+median or quantile is "not reached" when too few runs got there. The fastest median
 is in bold. Same options as ``time_to_target``.
 
 Named ``target_time_table``, not ``time_to_target_table``: the HTML page
@@ -18,11 +18,12 @@ import math
 from benchopt import BasePlot
 
 from benchmark_utils.analysis.results import (
+    TARGET_PLOT_OPTIONS,
     format_seconds,
-    infer_maximize,
+    reported,
+    select_problem,
     summarize_time_to_target,
-    target_metric_options,
-    target_options,
+    target_title,
     time_to_target,
 )
 
@@ -46,17 +47,11 @@ def _spread(low, high):
 class Plot(BasePlot):
     name = "target_time_table"
     type = "table"
-    options = {
-        "dataset": ...,
-        "objective": ...,
-        "metric": target_metric_options,
-        "target": target_options,
-    }
+    options = TARGET_PLOT_OPTIONS
 
     def plot(self, df, dataset, objective, metric, target):
-        df = df[(df["dataset_name"] == dataset)
-                & (df["objective_name"] == objective)]
-        if metric not in df.columns or not df[metric].notna().any():
+        df = select_problem(df, dataset, objective)
+        if not reported(df, metric):
             return [[f"{metric} is not reported on this data set"]
                     + [""] * (len(COLUMNS) - 1)]
         summary = summarize_time_to_target(
@@ -89,11 +84,8 @@ class Plot(BasePlot):
         return rows
 
     def get_metadata(self, df, dataset, objective, metric, target):
-        sign = ">=" if infer_maximize(metric) else "<="
-        short = metric.removeprefix("objective_")
         return {
-            "title": f"Time to first reach {short} {sign} {target}\n"
-                     f"Data: {dataset}",
+            "title": target_title(metric, target, dataset),
             "columns": COLUMNS,
             "default_order_column": 1,
             "default_order_ascending": True,

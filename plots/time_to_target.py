@@ -24,10 +24,11 @@ import math
 from benchopt import BasePlot
 
 from benchmark_utils.analysis.results import (
-    infer_maximize,
+    TARGET_PLOT_OPTIONS,
+    reported,
+    select_problem,
     summarize_time_to_target,
-    target_metric_options,
-    target_options,
+    target_title,
     time_to_target,
 )
 
@@ -35,17 +36,11 @@ from benchmark_utils.analysis.results import (
 class Plot(BasePlot):
     name = "time_to_target"
     type = "bar_chart"
-    options = {
-        "dataset": ...,
-        "objective": ...,
-        "metric": target_metric_options,
-        "target": target_options,
-    }
+    options = TARGET_PLOT_OPTIONS
 
     def plot(self, df, dataset, objective, metric, target):
-        df = df[(df["dataset_name"] == dataset)
-                & (df["objective_name"] == objective)]
-        if metric not in df.columns or not df[metric].notna().any():
+        df = select_problem(df, dataset, objective)
+        if not reported(df, metric):
             return []  # this data set does not report the metric
         per_run = time_to_target(df, float(target), metric)
         summary = summarize_time_to_target(per_run)
@@ -70,10 +65,7 @@ class Plot(BasePlot):
         return bars
 
     def get_metadata(self, df, dataset, objective, metric, target):
-        sign = ">=" if infer_maximize(metric) else "<="
-        short = metric.removeprefix("objective_")
         return {
-            "title": f"Time to first reach {short} {sign} {target}\n"
-                     f"Data: {dataset}",
+            "title": target_title(metric, target, dataset),
             "ylabel": "Time [sec] (median of runs; ticks: each run)",
         }

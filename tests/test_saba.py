@@ -137,9 +137,10 @@ def test_saba_initial_memory_is_full_batch(quadratic, make_solver):
     for mean, full in zip(solver.outer_table.means(),
                           quadratic.grad_outer(y0, x0)):
         torch.testing.assert_close(mean, full, rtol=1e-12, atol=1e-12)
-    # the initial pass is one epoch of each side, counted
+    # the initial pass: each of the three fused inner oracles sees every
+    # inner sample once, grad f every outer sample once
     counts = solver.oracles.counts
-    assert counts["inner_samples"] == quadratic.n_inner
+    assert counts["inner_samples"] == 3 * quadratic.n_inner
     assert counts["outer_samples"] == quadratic.n_outer
     run_steps(solver, 1)
     assert counts["grad"] == len(solver.inner_table) \

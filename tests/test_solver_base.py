@@ -62,8 +62,10 @@ def test_counting_problem_counts_calls_and_samples(quadratic):
     counted.inner_oracles(y, x, y, idx=idx)
     counted.grad_outer_y(y, x)
     counted.hvp(y, x, y, None)
+    counted.inner(y, x, idx)  # a function value is no oracle call
+    # a fused call is three oracles, each processing the batch's samples
     assert counted.counts == dict(grad=3, hvp=2, cross=1,
-                                  inner_samples=10 + 10 + 200,
+                                  inner_samples=10 + 3 * 10 + 200,
                                   outer_samples=100)
     assert counted.n_inner == quadratic.n_inner
 

@@ -73,7 +73,8 @@ def test_neumann_uses_fresh_batch_per_term(quadratic, make_solver):
     assert counts["grad"] == 2 * (3 + 1)
     assert counts["hvp"] == 2 * 4
     assert counts["cross"] == 2 * 1
-    # a fresh inner batch for every inner oracle call (T + Q + 1)
+    # a fresh inner batch for every inner oracle call (T + Q + 1), each of
+    # which processes its batch once
     assert len(draws) == 2 * (3 + 4 + 1)
     assert counts["inner_samples"] == sum(len(idx) for idx in draws)
 

@@ -225,19 +225,20 @@ _CURVE_METRICS = ("objective_test_accuracy", "objective_suboptimality",
                   "objective_value")
 
 
-def _reported(df, column):
+def reported(df, column):
+    """Whether the table has ``column`` with at least one value."""
     return column in df.columns and bool(df[column].notna().any())
 
 
 def _ordered_metrics(df, preferred):
-    present = [c for c in metric_columns(df) if _reported(df, c)]
+    present = [c for c in metric_columns(df) if reported(df, c)]
     first = [c for c in preferred if c in present]
     return first + [c for c in present if c not in first]
 
 
 def target_metric_options(df):
     """Metric choices of the time-to-target plots, test accuracy first."""
-    present = [c for c in _TARGET_METRICS if _reported(df, c)]
+    present = [c for c in _TARGET_METRICS if reported(df, c)]
     return present or ["objective_test_accuracy"]
 
 
@@ -263,3 +264,29 @@ def format_seconds(value):
     if not math.isfinite(value):
         return "not reached"
     return f"{value:.3g}"
+
+
+# What the custom plots of ``plots/`` share.
+
+def select_problem(df, dataset, objective):
+    """The rows of one data set and objective (a plot's first two
+    options)."""
+    return df[(df["dataset_name"] == dataset)
+              & (df["objective_name"] == objective)]
+
+
+#: Options of the two time-to-target plots (``time_to_target``,
+#: ``target_time_table``).
+TARGET_PLOT_OPTIONS = {
+    "dataset": ...,
+    "objective": ...,
+    "metric": target_metric_options,
+    "target": target_options,
+}
+
+
+def target_title(metric, target, dataset):
+    """Title of a time-to-target plot."""
+    sign = ">=" if infer_maximize(metric) else "<="
+    short = metric.removeprefix("objective_")
+    return f"Time to first reach {short} {sign} {target}\nData: {dataset}"

@@ -65,27 +65,19 @@ def md5sum(path, chunk_size=1 << 20):
 
 
 def download(url, dest, check=None, timeout=60):
-    """Download ``url`` to ``dest`` atomically.
+    """Download ``url`` to ``dest`` atomically (:func:`atomic_save`).
 
     ``check(tmp_path)`` validates the downloaded bytes (raise on failure)
-    before the file is moved into place; on any failure the temporary file is
-    removed and ``dest`` is left untouched.
+    before the file is moved into place; on any failure ``dest`` is left
+    untouched and nothing half-written remains.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.",
-                               suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, \
+    def write(tmp):
+        with open(tmp, "wb") as out, \
                 urllib.request.urlopen(url, timeout=timeout) as response:
             shutil.copyfileobj(response, out)
         if check is not None:
-            check(Path(tmp))
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+            check(tmp)
+    return atomic_save(dest, write)
 
 
 def atomic_save(dest, write):

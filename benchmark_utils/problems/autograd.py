@@ -44,7 +44,7 @@ def grad_x(fn, inner_var, outer_var, idx=None):
 
 
 def inner_oracles(fn, inner_var, outer_var, v, idx=None):
-    """Return ``(grad_y g, H v, J v)`` from one forward and one double backward.
+    """``(grad_y g, H v, J v)`` from one forward and one double backward.
 
     The gradient is built with ``create_graph=True`` so that the products with
     ``v`` come from a single backward pass of ``<grad_y g, v>``.

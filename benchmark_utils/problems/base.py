@@ -11,6 +11,8 @@ any oracle with a closed form (the autograd versions of
 :mod:`benchmark_utils.problems.autograd` are the default and the reference).
 """
 
+import torch
+
 from benchmark_utils.problems import autograd
 
 
@@ -24,6 +26,10 @@ class BilevelProblem:
 
     #: True when g is strongly convex in y, so y*(x) and h(x) are defined.
     strongly_convex = True
+    #: False when f does not depend on x (x only enters g, as in
+    #: hyper-cleaning and regularization selection): grad_x f is then zero
+    #: without any computation, and memory methods store nothing for it.
+    outer_depends_on_x = True
 
     def __init__(self, n_inner, n_outer, inner_var0, outer_var0):
         for name, n in (("n_inner", n_inner), ("n_outer", n_outer)):
@@ -70,18 +76,23 @@ class BilevelProblem:
         or f (``"outer"``) on the batch ``idx`` can be nonzero, as a
         LongTensor; ``None`` (the default) when they can be anywhere.
         Memory-based solvers use it to store x-directions compactly."""
+        if which == "outer" and not self.outer_depends_on_x:
+            return torch.zeros(0, dtype=torch.int64, device=self.device)
         return None
 
     # -- oracles (autograd defaults; override with closed forms) ------------
     def grad_inner(self, inner_var, outer_var, idx=None):
         """(grad_y g, grad_x g)."""
         return autograd.value_and_grads(self.inner, inner_var, outer_var,
-                                       idx)[1:]
+                                        idx)[1:]
 
     def grad_outer(self, inner_var, outer_var, idx=None):
         """(grad_y f, grad_x f)."""
+        if not self.outer_depends_on_x:
+            return (self.grad_outer_y(inner_var, outer_var, idx),
+                    torch.zeros_like(outer_var))
         return autograd.value_and_grads(self.outer, inner_var, outer_var,
-                                       idx)[1:]
+                                        idx)[1:]
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
         return autograd.grad_y(self.inner, inner_var, outer_var, idx)
@@ -93,6 +104,8 @@ class BilevelProblem:
         return autograd.grad_y(self.outer, inner_var, outer_var, idx)
 
     def grad_outer_x(self, inner_var, outer_var, idx=None):
+        if not self.outer_depends_on_x:
+            return torch.zeros_like(outer_var)
         return autograd.grad_x(self.outer, inner_var, outer_var, idx)
 
     def hvp(self, inner_var, outer_var, v, idx=None):

@@ -219,6 +219,8 @@ class RegularizationProblem(BilevelProblem):
     dtype, device : of the variables and data.
     """
 
+    outer_depends_on_x = False
+
     def __init__(self, X_train, y_train, X_val, y_val, X_test=None,
                  y_test=None, penalty="feature", value_function=False,
                  outer_init=0.0, dtype=torch.float32, device="cpu"):
@@ -349,13 +351,6 @@ class RegularizationProblem(BilevelProblem):
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
         return self._data_grad("val", inner_var, idx).reshape(-1)
-
-    def grad_outer_x(self, inner_var, outer_var, idx=None):
-        return torch.zeros_like(outer_var)
-
-    def grad_outer(self, inner_var, outer_var, idx=None):
-        return (self.grad_outer_y(inner_var, outer_var, idx),
-                torch.zeros_like(outer_var))
 
     def hvp(self, inner_var, outer_var, v, idx=None):
         design = self.splits["train"].design

@@ -27,7 +27,8 @@ COMMON_PARAMETERS = {
     "eval_freq": [16],
     "random_state": [None],
     # "shuffle": a new random partition into batches at every epoch;
-    # "blocks": fixed contiguous blocks read without a gather (benchmark_utils.batches).
+    # "blocks": fixed contiguous blocks read without a gather
+    # (benchmark_utils.batches).
     "sampling": ["shuffle"],
 }
 

@@ -76,7 +76,8 @@ class Adam:
         self.t = 0
 
     def direction(self, grad):
-        """Advance the moments with ``grad``; return m_hat / sqrt(v_hat + eps)."""
+        """Advance the moments with ``grad``; return
+        m_hat / sqrt(v_hat + eps)."""
         self._advance(grad)
         m_hat = self.m / (1 - self.beta1 ** self.t)
         v_hat = self.v / (1 - self.beta2 ** self.t)

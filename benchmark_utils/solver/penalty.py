@@ -45,7 +45,8 @@ def penalty_y(grad_f_y, grad_g_y, lmbda, normalized=False):
 
 
 def penalty_x(grad_f_x, grad_g_x_y, grad_g_x_z, lmbda):
-    """x direction: grad_x f(x, y) + lmbda * (grad_x g(x, y) - grad_x g(x, z))."""
+    """x direction:
+    grad_x f(x, y) + lmbda * (grad_x g(x, y) - grad_x g(x, z))."""
     return _axpy(grad_f_x, grad_g_x_y - grad_g_x_z, lmbda)
 
 

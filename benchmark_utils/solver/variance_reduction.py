@@ -1,4 +1,4 @@
-"""Variance reduction: SAGA memory tables (SABA) and the STORM correction (FSLA).
+"""Variance reduction: SAGA memory tables and the STORM correction.
 
 SAGA. The samples are split once into the fixed batches of a
 :class:`benchmark_utils.batches.BatchPartition`. A :class:`SagaTable` keeps,
