@@ -9,7 +9,8 @@ median test accuracy reached and the median time to a target.
 with NAME (the longest match wins); a bare value applies to the others.
 
 The best value (maximum for accuracies, minimum for losses) is taken over
-logged points of the median over repetitions (points matched by their rank in the run); the time to target
+logged points of the median over repetitions (points matched by their rank
+in the run); the time to target
 is the median over repetitions of each run's first time at or above the
 target ("not reached" when half of the runs or more never get there).
 """

@@ -5,7 +5,7 @@ the floor of ``sampling="blocks"``) and on gathered random rows ("x g+mm",
 the floor of ``sampling="shuffle"``), and peak memory. A fused
 ``inner_oracles`` call counts three oracles.
 
-    BENCHOPT_DATA_HOME=../shared/data python benchmarks/throughput.py \
+    BENCHOPT_DATA_HOME=/path/to/data python benchmarks/throughput.py \
         [-d simulated -d fashion_mnist ...] [-s SABA ...] [--seconds 5] \
         [--batch-size 64] [--sampling blocks] [--rounds 3] [--device cpu]
 

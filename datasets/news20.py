@@ -25,7 +25,8 @@ def train_val_indices(n_samples, random_state=0):
 
 
 class Dataset(BaseDataset):
-    """20newsgroups ("bydate"), regularization selection (seed 003's setup).
+    """20newsgroups ("bydate"), regularization selection (the setup of
+    MinimaxOPT's paper, Wang et al. 2023).
 
     The archive ``<data_home>/20newsgroups/20news-bydate.tar.gz`` (downloaded
     by ``prepare()`` when missing) is vectorized like scikit-learn's

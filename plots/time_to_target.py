@@ -1,7 +1,8 @@
 """Bar chart: each solver's time to first reach a target (test accuracy...).
 
-Seed 000 Table 1 (time to reach 0.80 test accuracy on MNIST, 0.72 on
-FashionMNIST) and seed 003 Table 2 (0.90 on MNIST) as a figure. The bar is
+The form of Table 1 of the F2SA-Adam report (time to reach 0.80 test
+accuracy on MNIST, 0.72 on FashionMNIST) and of MinimaxOPT's Table 2 (0.90
+on MNIST), as a figure. The bar is
 the median over repetitions, a black tick marks each repetition. A run that
 never reaches the target counts as an infinite time (see
 ``benchmark_utils.analysis.results``):

@@ -1,9 +1,9 @@
 """BVFIM: bilevel value-function-based interior-point method.
 
-Liu, Liu, Yuan, Zeng, Zhang, "A value-function-based interior-point method
-for non-convex bi-level optimization", ICML 2021 (seed 004,
-``seeds/004_*``), eqs. (18)-(21) and Algorithm 1. The paper's upper level F
-is our f, its lower level f is our g.
+R. Liu, X. Liu, X. Yuan, S. Zeng, J. Zhang, "A value-function-based
+interior-point method for non-convex bi-level optimization", ICML 2021,
+eqs. (18)-(21) and Algorithm 1. The paper's upper level F is our f, its
+lower level f is our g.
 
 One outer iteration k with schedule values (mu1_k, mu2_k, theta_k, tau_k):
 1. z: T steps z <- z - s (grad_y g_i(x, z) + mu1 z)            (eq. 18)
@@ -16,10 +16,11 @@ One outer iteration k with schedule values (mu1_k, mu2_k, theta_k, tau_k):
 
 Reported model: **z**, the variable driven by g alone towards y*(x). y also
 descends on f (the validation loss), so evaluating y would let the
-validation data train the evaluated model (ALGORITHMS.md).
+validation data train the evaluated model and flatter this method against
+the others.
 
-Choices the paper leaves open (its default schedule is in a supplement we do
-not have):
+Choices the paper leaves open (its schedule's constants are not in the
+paper's text):
 - Schedule: mu1_k = mu1 / k^decay, mu2_k = mu2 / k^decay,
   theta_k = theta / k^decay, tau_k = tau / k^tau_decay (k = 1, 2, ...).
   Every factor -> 0, and tau_k ln(mu2_k) = tau k^-tau_decay (ln mu2 -
@@ -40,6 +41,10 @@ not have):
   deterministic method (g_star is then computed once per iteration).
 - s1 = s2 = step_size; alpha = outer_ratio * step_size; T_z = T_y =
   n_inner_steps; z and y warm-started; y0 = z0 = inner_var0.
+- Defaults: step_size 0.1, outer_ratio 0.1, T = 10, mu1 = mu2 = theta =
+  0.1, tau 0.05, decay 1, tau_decay 0.2, barrier_floor 3e-3, chosen on the
+  simulated problem (full batch, relative ||grad h||); tau 0.1, floor 1e-3
+  or outer_ratio >= 0.3 diverge there.
 
 Oracle calls per iteration: T gradients (z) + 2 T gradients (y: grad_y g,
 grad_y f) + 3 gradients (x), plus function values g_i (not counted as
@@ -58,23 +63,21 @@ from benchmark_utils.validation import check_positive, check_positive_int
 
 
 class Solver(StochasticBilevelSolver):
-    """BVFIM (Liu et al., ICML 2021; seed 004). Reports z."""
+    """BVFIM (Liu, Liu, Yuan, Zeng, Zhang, ICML 2021): value function and
+    log barrier, with a decaying schedule. Reports z."""
 
     name = "BVFIM"
     reported_inner = "z"
     parameters = {
-        # Own tuning on the simulated quadratic (full batch): relative
-        # ||grad h|| 1.1e-2 after 1500-2000 iterations (tests/test_bvfim.py);
-        # tau 0.1 / floor 1e-3 / outer_ratio >= 0.3 diverge there.
-        "step_size": [0.1],
-        "outer_ratio": [0.1],
-        "n_inner_steps": [10],
+        "step_size": [0.1],       # s1 = s2
+        "outer_ratio": [0.1],     # alpha / step_size
+        "n_inner_steps": [10],    # T_z = T_y
         "mu1": [0.1],
         "mu2": [0.1],
         "theta": [0.1],
         "tau": [0.05],
-        "decay": [1.0],
-        "tau_decay": [0.2],
+        "decay": [1.0],           # mu1, mu2, theta ~ 1 / k^decay
+        "tau_decay": [0.2],       # tau ~ 1 / k^tau_decay
         "barrier_floor": [3e-3],
         **COMMON_PARAMETERS,
     }

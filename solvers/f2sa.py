@@ -1,20 +1,22 @@
 """F2SA: fully first-order stochastic approximation for bilevel problems.
 
-Kwon, Kwon, Wright, Nowak, "A fully first-order method for stochastic
-bilevel optimization", ICML 2023; as written in Algorithm 2 of seed 000
-(Yang, Jiang, Tatli, Xiao, "Enhancing bilevel optimization with single-level
-learning techniques", course project report, ``seeds/000_*``), whose
-Table 3 gives the FashionMNIST / MNIST parameters.
+J. Kwon, D. Kwon, S. Wright, R. Nowak, "A fully first-order method for
+stochastic bilevel optimization", ICML 2023; in the form of Algorithm 2 of
+D. Yang, L. Jiang, M. Tatli, Q. Xiao, "Enhancing bilevel optimization with
+single-level learning techniques" (project report), whose Table 3 gives
+parameters for MNIST and FashionMNIST hyper-cleaning.
 
-One outer iteration k (ALGORITHMS.md, "F2SA"):
+One outer iteration k:
 1. T times, with fresh batches: z <- z - gamma_k grad_y g_i(x, z);
    y <- y - alpha_k (grad_y f_j(x, y) + lambda grad_y g_i'(x, y)).
-2. x <- x - beta_k (grad_x f_j(x, y) + lambda (grad_x g_i(x, y) - grad_x g_i(x, z))).
+2. x <- x - beta_k (grad_x f_j(x, y)
+                    + lambda (grad_x g_i(x, y) - grad_x g_i(x, z))).
 3. lambda <- lambda + delta_k.
 
 Reported model: **z**, the variable driven by g alone towards y*(x). y also
 descends on f (the validation loss), so evaluating y would let the
-validation data train the evaluated model (ALGORITHMS.md).
+validation data train the evaluated model and flatter this method against
+the others.
 
 Choices the papers leave open:
 - ``schedule="decreasing"`` (default): alpha_k = alpha / k^(5/7),
@@ -22,16 +24,22 @@ Choices the papers leave open:
   (Kwon et al.'s exponents), with k = 1 at the first iteration;
   ``"constant"`` keeps all four fixed (unstable once lambda grows: alpha *
   lambda * L_g must stay below ~2).
-- z and y draw DIFFERENT inner batches (i, i') in the inner loop (seed's
-  phi_z, phi_y); the x step draws a fresh pair (i, j) and uses the SAME inner
-  batch i for grad_x g(x, y) and grad_x g(x, z), so that their noise cancels
-  in the difference (the seed writes two batches phi_xy, phi_xz).
-- lambda_k is used in the iteration and then incremented (Algorithm 2).
-- gamma = inner_ratio * alpha (inner_ratio = 1: gamma = alpha as in Table 3),
-  beta = outer_ratio * alpha (the seed's xi).
+- z and y draw DIFFERENT inner batches (i, i') in the inner loop, as the
+  report's Algorithm 2; the x step draws a fresh pair (i, j) and uses the
+  SAME inner batch i for grad_x g(x, y) and grad_x g(x, z), so that their
+  noise cancels in the difference (the report writes two batches).
+- lambda_k is used in the iteration and then incremented.
+- gamma = inner_ratio * alpha (inner_ratio = 1: gamma = alpha as in the
+  report's Table 3), beta = outer_ratio * alpha (the report's xi).
 - y0 = z0 = the problem's inner_var0, x0 = outer_var0.
+- Defaults: alpha = 0.1 (Table 3, FashionMNIST); outer_ratio 0.03 and
+  delta_lmbda 0.001 instead of Table 3's xi = 1, delta = 0.1, with which
+  F2SA diverges on the simulated problem within ~100 iterations: lambda_k
+  grows like delta k^(6/7) while z's step does not, and the x step amplifies
+  z's tracking error by beta_k lambda_k ||J||^2. lambda still grows without
+  bound: for long runs use ``delta_lmbda=0`` or ``schedule="constant"``.
 
-Oracle calls per iteration: T * 3 gradients (inner loop) + 3 gradients (x
+Oracle calls per iteration: 3 T gradients (inner loop) + 3 gradients (x
 step); no Hessian-vector or cross product.
 """
 from benchmark_utils.solver.base import (
@@ -48,33 +56,18 @@ from benchmark_utils.solver.penalty import (
 
 
 class Solver(StochasticBilevelSolver):
-    """F2SA (Kwon et al., ICML 2023; seed 000 Algorithm 2). Reports z."""
+    """F2SA (Kwon, Kwon, Wright, Nowak, ICML 2023): penalty method with a
+    growing multiplier, first-order oracles only. Reports z."""
 
     name = "F2SA"
     reported_inner = "z"
     parameters = {
-        # alpha = 0.1: Table 3's FashionMNIST value (0.05 MNIST).
-        "step_size": [0.1],
-        "inner_ratio": [1.0],     # gamma = alpha (Table 3)
-        # outer_ratio and delta_lmbda are NOT Table 3's (xi = 1, delta =
-        # 0.1): with those, F2SA diverges on `simulated` within ~100
-        # iterations for any alpha in {0.02, 0.05, 0.1} (own runs). With the
-        # decreasing schedule lambda_k ~ 0.12 delta k^(6/7) grows while z's
-        # step gamma_k does not, and the x step amplifies z's tracking error
-        # by beta_k lambda_k ||J||^2 (||J|| = 4.3 there). Own tuning,
-        # simulated, batch 64: xi 0.03, delta 0.001 -> gap (h - h*) /
-        # (h0 - h*) 0.44 / 0.19 after 6000 / 25000 iterations, lambda 7.9,
-        # monotone; delta 0.01 (xi 0.01) rises again after ~15000
-        # iterations (benchopt 10 s run: 17000 iterations, suboptimality
-        # 0.194 -> 29), delta 0.1 with xi 0.01 diverges at ~2000. lambda
-        # still grows without bound: for long runs use delta_lmbda=0 or
-        # schedule="constant" with a fixed lambda (tests/test_f2sa.py). On
-        # hyper-cleaning the paper's values
-        # (experiments/seed000_hyper_cleaning.yml) are fine.
-        "outer_ratio": [0.03],
-        "lmbda0": [1.0],          # ALGORITHMS.md default
-        "delta_lmbda": [0.001],
-        "n_inner_steps": [10],    # T = 10 (ALGORITHMS.md default)
+        "step_size": [0.1],       # alpha
+        "inner_ratio": [1.0],     # gamma / alpha
+        "outer_ratio": [0.03],    # beta / alpha
+        "lmbda0": [1.0],
+        "delta_lmbda": [0.001],   # delta
+        "n_inner_steps": [10],    # T
         "schedule": ["decreasing"],
         **COMMON_PARAMETERS,
     }

@@ -1,38 +1,44 @@
 """F2SA-Adam: F2SA with each of z, y, x moved by Adam.
 
-Seed 000 (Yang, Jiang, Tatli, Xiao, "Enhancing bilevel optimization with
-single-level learning techniques", course project report, ``seeds/000_*``),
-Algorithm 3, built on F2SA (Kwon, Kwon, Wright, Nowak, ICML 2023).
+D. Yang, L. Jiang, M. Tatli, Q. Xiao, "Enhancing bilevel optimization with
+single-level learning techniques" (project report), Algorithm 3, built on
+F2SA (Kwon, Kwon, Wright, Nowak, ICML 2023).
 
-One outer iteration k (ALGORITHMS.md, "F2SA-Adam"):
+One outer iteration k:
 1. reset the Adam moments (and step counter) of y and z;
 2. T times, with fresh batches: z <- Adam_z(grad_y g_i(x, z), lr gamma_k);
    y <- Adam_y(grad_y f_j(x, y) + lambda grad_y g_i'(x, y), lr alpha_k);
 3. x <- Adam_x(grad_x f_j(x, y) + lambda (grad_x g_i(x, y) - grad_x g_i(x, z)),
    lr beta_k) with x's moments kept across outer iterations;
 4. lambda <- lambda + delta_k.
-Adam (seed eqs. 10-12): m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
-theta <- theta - lr * m_hat / sqrt(v_hat + eps), m_hat = m / (1 - b1^t),
-v_hat = v / (1 - b2^t), eps INSIDE the square root (eq. 12).
+Adam (the report's eqs. 10-12): m <- b1 m + (1 - b1) g;
+v <- b2 v + (1 - b2) g^2; theta <- theta - lr * m_hat / sqrt(v_hat + eps),
+m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t), eps INSIDE the square root
+(eq. 12).
 
 Reported model: **z**, the variable driven by g alone towards y*(x). y also
 descends on f (the validation loss), so evaluating y would let the
-validation data train the evaluated model (ALGORITHMS.md).
+validation data train the evaluated model and flatter this method against
+the others.
 
-Choices the paper leaves open:
-- Adam's t counts from 1 (the seed's Algorithm 3 starts t at 0, where the
-  bias correction 1 - b^0 = 0 is undefined): t = 1..T for y and z within an
+Choices the report leaves open:
+- Adam's t counts from 1 (Algorithm 3 starts t at 0, where the bias
+  correction 1 - b^0 = 0 is undefined): t = 1..T for y and z within an
   outer iteration, t = k for x.
-- The seed's Algorithm 3 steps with the UNcorrected m_t / sqrt(v_t + eps)
-  on lines 7, 9, 13, while its Algorithm 1 returns the corrected moments:
-  we use the corrected ones (Algorithm 1, eq. 11-12).
+- Algorithm 3 steps with the UNcorrected m_t / sqrt(v_t + eps) on lines 7,
+  9, 13, while Algorithm 1 returns the corrected moments: we use the
+  corrected ones (Algorithm 1, eqs. 11-12).
 - Schedules, batches (z and y draw different inner batches; the x step uses
   one inner batch for both grad_x g terms) and lambda as in F2SA
   (``solvers/f2sa.py``); gamma = inner_ratio * alpha, beta = outer_ratio *
   alpha.
 - y0 = z0 = the problem's inner_var0, x0 = outer_var0.
+- Defaults: the report's Table 3 (outer_ratio 1, delta 0.1, beta1 0.9,
+  beta2 0.99) except alpha = 0.01 instead of 0.001: with the decreasing
+  schedule, 0.001 moves x too little on the simulated problem to be seen
+  within a run.
 
-Oracle calls per iteration: T * 3 gradients + 3 gradients, as F2SA.
+Oracle calls per iteration: 3 T + 3 gradients, as F2SA.
 """
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
@@ -49,23 +55,21 @@ from benchmark_utils.solver.penalty import (
 
 
 class Solver(StochasticBilevelSolver):
-    """F2SA with Adam (seed 000 Algorithm 3). Reports z."""
+    """F2SA-Adam (Yang, Jiang, Tatli, Xiao, Algorithm 3): F2SA whose three
+    variables move by Adam. Reports z."""
 
     name = "F2SA-Adam"
     reported_inner = "z"
     parameters = {
-        # alpha = gamma: Table 3 uses 0.001 (FashionMNIST), 0.0009 (MNIST).
-        # 0.01 is our default: on the simulated quadratic 0.001 with the
-        # decreasing schedule moves x too little to be visible in a run.
-        "step_size": [0.01],
-        "inner_ratio": [1.0],     # gamma = alpha (Table 3)
-        "outer_ratio": [1.0],     # xi = 1 FashionMNIST (5 MNIST), Table 3
+        "step_size": [0.01],      # alpha
+        "inner_ratio": [1.0],     # gamma / alpha
+        "outer_ratio": [1.0],     # beta / alpha
         "lmbda0": [1.0],
-        "delta_lmbda": [0.1],     # Table 3
-        "n_inner_steps": [10],
+        "delta_lmbda": [0.1],     # delta
+        "n_inner_steps": [10],    # T
         "schedule": ["decreasing"],
-        "beta1": [0.9],           # Table 3
-        "beta2": [0.99],          # Table 3 (0.85 best on ijcnn1, Table 4)
+        "beta1": [0.9],
+        "beta2": [0.99],
         "eps": [1e-8],
         **COMMON_PARAMETERS,
     }

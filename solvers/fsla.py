@@ -1,10 +1,10 @@
 """FSLA: fully single loop bilevel algorithm without Hessian inverse.
 
-J. Li, B. Gu and H. Huang, "A Fully Single Loop Algorithm for Bilevel
-Optimization without Hessian Inverse", AAAI 2022; seed ``001_*``,
-Algorithm 1 and eq. (10), translated (outer lambda -> x, inner omega -> y).
-Update rules: ``shared/ALGORITHMS.md``, section FSLA. One iteration k with
-five fresh batches xi1..xi5 (inner, outer, inner, outer, inner):
+J. Li, B. Gu, H. Huang, "A fully single loop algorithm for bilevel
+optimization without Hessian inverse", AAAI 2022, Algorithm 1 and eq. (10),
+translated (the paper's outer lambda is x, its inner omega is y). One
+iteration k with five fresh batches xi1..xi5 (inner, outer, inner, outer,
+inner):
 
 1. ``x_new = x - alpha_k d``
 2. ``y_new = y - tau_k grad_y g_xi1(x_new, y)``
@@ -16,9 +16,9 @@ five fresh batches xi1..xi5 (inner, outer, inner, outer, inner):
 v tracks +H^{-1} grad_y f (the paper's sign), hence the minus in step 4.
 
 Choices the paper leaves open / made here:
-- ``schedule="sqrt"`` (default, the seed's Theorem 5): every step size and
-  the momentum are scaled by ``1 / sqrt(k + 1)`` with k = 1 at the first
-  iteration (``schedules.polynomial(0.5, offset=1)``):
+- ``schedule="sqrt"`` (default, as in the paper's Theorem 5): every step
+  size and the momentum are scaled by ``1 / sqrt(k + 1)`` with k = 1 at the
+  first iteration (``schedules.polynomial(0.5, offset=1)``):
   alpha_k = outer_ratio * step_size * s_k, tau_k = step_size * s_k,
   beta_k = hia_step * s_k, eta_k = momentum * s_k. With this schedule the
   correction is always active; ``momentum=1`` disables it only with
@@ -30,16 +30,9 @@ Choices the paper leaves open / made here:
   J v term vanishes: d0 = grad_x f_j(x0, y0) on one outer batch.
 - g_old is skipped (not computed) when eta_k = 1.
 
-Defaults are tuned on the simulated quadratic. On data hyper-cleaning
-(x has one coordinate per training sample, so its gradient scales
-like 1 / n_train) the outer step must be much larger; on FashionMNIST
-(20000 train, batch 64) this works:
-step_size=0.1, outer_ratio=1e4 (test accuracy 0.763, F1 0.85 in 15 s;
-the defaults reach 0.715 but x barely moves).
-
-Oracle calls per iteration: 5 gradients (grad_y g, grad_y f, grad_x f at the
-new and at the previous point; 3 when eta_k = 1), 1 Hessian-vector product,
-2 cross products (1 when eta_k = 1).
+Oracle calls per iteration: 4 gradients (grad_y g, grad_y f, and grad_x f
+at the new and at the previous point; 3 when eta_k = 1), 1 Hessian-vector
+product, 2 cross products (1 when eta_k = 1).
 """
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
@@ -58,22 +51,16 @@ SCHEDULES = {"sqrt": polynomial(0.5, offset=1), "constant": constant}
 
 
 class Solver(StochasticBilevelSolver):
+    """FSLA (Li, Gu, Huang, AAAI 2022): fully single loop with a
+    STORM-corrected hypergradient estimate."""
+
     name = "FSLA"
     parameters = {
-        # tau = 1 (with the sqrt decay): tuned on the simulated problem
-        # (batch 64, 1 s, relative suboptimality): tau in {0.1, 0.5, 1} x
-        # outer_ratio {0.1, 0.3, 1}: 1 / 0.1 gives 1e-3, 0.5 / 0.3 2e-3,
-        # 0.1 / 0.1 9e-2; outer_ratio 1 stalls at 1e-1 or worse.
-        "step_size": [1.0],
-        # alpha / tau = 0.1: tuned (see above).
-        "outer_ratio": [0.1],
-        # beta = None means beta = tau (ALGORITHMS.md).
-        "hia_step": [None],
-        # eta = 0.5: tuned in {0.1, 0.5, 1}: 4e-3 / 6e-3 at batch 16 and
-        # 6e-4 / 9e-4 at batch 64 (0.1 is worse at batch 16: 3e-2).
-        "momentum": [0.5],
-        # "sqrt": the seed's Theorem 5 and the reference benchmark.
-        "schedule": ["sqrt"],
+        "step_size": [1.0],     # tau
+        "outer_ratio": [0.1],   # alpha / tau
+        "hia_step": [None],     # beta; None: beta = tau
+        "momentum": [0.5],      # eta
+        "schedule": ["sqrt"],   # or "constant"
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}

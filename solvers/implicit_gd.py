@@ -1,12 +1,17 @@
 """Implicit-GD: full-batch gradient descent on h(x) = f(x, y*(x)).
 
-The reference solver: each iteration uses the exact hypergradient of the
-implicit function theorem (ALGORITHMS.md),
+The reference solver, in the spirit of F. Pedregosa, "Hyperparameter
+optimization with approximate gradient", ICML 2016 (HOAG), here with
+tolerances at machine precision instead of a decreasing sequence: each
+iteration uses the exact hypergradient of the implicit function theorem,
+
     grad h(x) = grad_x f(x, y*) + J(x, y*) v*,  v* = -H(x, y*)^{-1} grad_y f,
+
 with y*(x) from a warm-started Newton-CG solve of the inner problem (to
-``inner_tol``) and v* from conjugate gradient (to ``cg_tol``, warm started).
-It is slow per iteration but free of stochastic or approximation error, so
-other solvers are measured against it.
+``inner_tol``) and v* from conjugate gradient (to ``cg_tol``, warm started),
+then ``x <- x - step_size * grad h(x)``. It is slow per iteration but free of
+stochastic or approximation error, so the other solvers are measured against
+it.
 """
 from benchmark_utils.problems.implicit import hypergradient, solve_inner
 from benchmark_utils.solver.base import State, StochasticBilevelSolver
@@ -14,6 +19,9 @@ from benchmark_utils.validation import check_choice, check_positive
 
 
 class Solver(StochasticBilevelSolver):
+    """Implicit-GD (exact hypergradient descent, as in Pedregosa, ICML
+    2016): full-batch reference with Newton-CG and CG solves."""
+
     name = "Implicit-GD"
     parameters = {
         "step_size": [0.3],

@@ -1,8 +1,8 @@
 """MinimaxOPT: bilevel optimization as a minimax problem, multi-stage GDA.
 
-"Effective bilevel optimization via minimax reformulation" (seed 003,
-``seeds/003_*``; Algorithm 1, its formulas lost in the extraction).
-ALGORITHMS.md fixes the benchmark's form:
+X. Wang, R. Pan, R. Pi, T. Zhang, "Effective bilevel optimization via
+minimax reformulation", arXiv:2305.13153, 2023, Algorithm 1 (multi-stage
+gradient descent-ascent). The benchmark's form of the method:
 
     min_{x, y} max_z  L(x, y, z) = f(x, y) + lambda (g(x, y) - g(x, z)).
 
@@ -10,22 +10,31 @@ One iteration (single loop; the three directions at the same point, one
 inner batch i and one outer batch j):
 - z <- z - eta_z grad_y g_i(x, z)                     (ascent on L in z)
 - y <- y - eta_y (grad_y f_j(x, y) / lambda + grad_y g_i(x, y))  (L / lambda)
-- x <- x - eta_x (grad_x f_j(x, y) + lambda (grad_x g_i(x, y) - grad_x g_i(x, z)))
+- x <- x - eta_x (grad_x f_j(x, y)
+                  + lambda (grad_x g_i(x, y) - grad_x g_i(x, z)))
 - every ``stage_length`` iterations: lambda <- min(lambda * lmbda_factor,
   lmbda_max).
 Each direction goes through ``optimizer`` ("sgd", "momentum" (heavy ball,
-0.9) or "adam" (0.9, 0.999, 1e-8)), one rule per variable, never reset.
+0.9) or "adam" (beta1 0.9, beta2 0.999, eps 1e-8)), one rule per variable,
+never reset. This benchmark's Adam puts eps INSIDE the square root,
+m_hat / sqrt(v_hat + eps) (``benchmark_utils/solver/optimizers.py``, as
+F2SA-Adam's report writes it), where PyTorch's Adam computes
+m_hat / (sqrt(v_hat) + eps): the two differ only while v_hat is below
+about eps.
 
 Reported model: **z**, the variable driven by g alone towards y*(x). y also
 descends on f (the validation loss), so evaluating y would let the
-validation data train the evaluated model (ALGORITHMS.md).
+validation data train the evaluated model and flatter this method against
+the others.
 
-Choices the paper leaves open (or lost):
+Choices the paper leaves open:
 - z and y use the SAME inner batch i: then grad_y g_i(x, y) - grad_y g_i(x, z)
   has no residual noise, which keeps lambda (y - z) (what the x step sees)
   accurate as lambda grows.
 - eta_y = eta_z = step_size, eta_x = outer_ratio * step_size, constant (the
-  seed uses a cosine decay in its CIFAR experiment; not reproduced).
+  paper uses a cosine decay in its CIFAR experiment; not reproduced).
+- Defaults: step_size 0.1 (the paper's initial learning rate on MNIST),
+  outer_ratio 0.3, lambda doubling every 100 iterations up to 1000, SGD.
 - lambda grows after iterations stage_length, 2 stage_length, ...; the
   iterate of the iteration that ends a stage uses the old lambda.
 - Momentum / Adam constants are the usual defaults (not tunable here).
@@ -49,19 +58,13 @@ from benchmark_utils.validation import (
 
 
 class Solver(StochasticBilevelSolver):
-    """MinimaxOPT (seed 003): multi-stage GDA on the minimax form. Reports z."""
+    """MinimaxOPT (Wang, Pan, Pi, Zhang, 2023): multi-stage gradient
+    descent-ascent on the minimax reformulation. Reports z."""
 
     name = "MinimaxOPT"
     reported_inner = "z"
     parameters = {
-        # Own tuning; the seed's values are lost. step 0.1 = the seed's
-        # initial learning rate for MNIST (experiments/seed003_minimaxopt.yml).
-        # On the simulated quadratic (L_g = 1) step 0.5, ratio 0.3, stages
-        # of 100 is faster (relative ||grad h|| 6e-5 after 1000 full-batch
-        # iterations, tests/test_minimaxopt.py; outer_ratio 1 diverges), but
-        # on FashionMNIST (batch 64, 10 s) step 0.5 only reaches test
-        # accuracy 0.538 (best 0.583) against 0.715-0.737 for step 0.1.
-        "step_size": [0.1],
+        "step_size": [0.1],       # eta_y = eta_z
         "outer_ratio": [0.3],
         "lmbda0": [1.0],
         "lmbda_factor": [2.0],

@@ -1,10 +1,9 @@
 """SABA: single-loop stochastic bilevel optimization, SAGA variance reduction.
 
-M. Dagreou, P. Ablin, S. Vaiter and T. Moreau, "A framework for bilevel
+M. Dagréou, P. Ablin, S. Vaiter, T. Moreau, "A framework for bilevel
 optimization that enables stochastic and global variance reduction
-algorithms", NeurIPS 2022. Not described in the seeds beyond its name (seed
-``000_*`` compares with it); the specification is ``shared/ALGORITHMS.md``,
-section SABA. Three variables (y, v, x) move together from the same point:
+algorithms", NeurIPS 2022. Three variables (y, v, x) move together from the
+same point:
 
     D_y = grad_y g_i(x, y)
     D_v = H_i(x, y) v + grad_y f_j(x, y)
@@ -12,11 +11,12 @@ section SABA. Three variables (y, v, x) move together from the same point:
     y <- y - rho * D_y_hat;  v <- v - rho * D_v_hat;  x <- x - gamma * D_x_hat
 
 where ``c_hat`` is the SAGA estimate of each component on its fixed batch
-(``benchmark_utils.solver.variance_reduction``: tables for the inner batches holding
-(grad_y g, H v) and J v, for the outer batches holding grad_y f and
-grad_x f; an x-direction is stored on its support only when the problem
-declares one, e.g. hyper-cleaning's J_i v lives on batch i's samples, so the
-memory work per step is O(batch) there). v converges to -H^{-1} grad_y f.
+(``benchmark_utils/solver/variance_reduction.py``: a table of the inner
+batches holding (grad_y g, H v) and J v, one of the outer batches holding
+grad_y f and grad_x f; an x-direction is stored on its support only when the
+problem declares one, e.g. hyper-cleaning's J_i v lives on batch i's
+samples, so the memory work per step is O(batch) there). v converges to
+-H^{-1} grad_y f.
 
 Choices left open by the paper / made here:
 - The fixed partitions are drawn once per run from the solver's generator
@@ -27,13 +27,6 @@ Choices left open by the paper / made here:
 - gamma = outer_ratio * rho, and v uses the same step rho as y.
 - With ``batch_size="full"`` there is one batch and SABA is plain gradient
   descent on (y, v, x) (no memory is kept).
-
-Defaults are tuned on the simulated quadratic. On data hyper-cleaning
-(x has one coordinate per training sample, so its gradient scales
-like 1 / n_train) the outer step must be much larger; on FashionMNIST
-(20000 train, batch 64) this works:
-step_size=0.1, outer_ratio=1000 (test accuracy 0.728, cleaning F1 0.91
-in 15 s; the defaults reach 0.716 but x barely moves).
 
 Oracle calls per iteration: 2 gradients (one fused inner call giving
 grad_y g, H v and J v; one outer call giving grad_y f and grad_x f),
@@ -52,14 +45,13 @@ from benchmark_utils.validation import check_positive
 
 
 class Solver(StochasticBilevelSolver):
+    """SABA (Dagréou et al., NeurIPS 2022): SOBA's directions with SAGA
+    variance reduction on fixed batches."""
+
     name = "SABA"
     parameters = {
-        # rho = 0.1: tuned on the simulated problem (batch 64, 1 s): rho in
-        # {0.03, 0.1, 0.3} x outer_ratio {0.1, 0.3, 1}: 0.1 / 0.3 reaches
-        # machine precision in < 1 s (batch 16 and 64); 0.3 / 1 diverges.
-        "step_size": [0.1],
-        # gamma / rho = 0.3: tuned (see above; 1 stalls at 3e-2 or diverges).
-        "outer_ratio": [0.3],
+        "step_size": [0.1],    # rho
+        "outer_ratio": [0.3],  # gamma / rho
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}

@@ -1,16 +1,23 @@
 """SOBA: stochastic single-loop bilevel optimization.
 
-Dagréou, Ablin, Vaiter, Moreau, "A framework for bilevel optimization that
-enables stochastic and global variance reduction algorithms", NeurIPS 2022.
-SABA (solvers/saba.py) is the same update with SAGA variance reduction.
+M. Dagréou, P. Ablin, S. Vaiter, T. Moreau, "A framework for bilevel
+optimization that enables stochastic and global variance reduction
+algorithms", NeurIPS 2022. SABA (``solvers/saba.py``) is the same update
+with SAGA variance reduction.
 
 Three variables move together, all from the current point, with one inner
 batch i and one outer batch j per iteration:
+
     y <- y - rho   * grad_y g_i(x, y)
     v <- v - rho   * (H_i(x, y) v + grad_y f_j(x, y))
     x <- x - gamma * (J_i(x, y) v + grad_x f_j(x, y))
-v tracks -H^{-1} grad_y f, so J v + grad_x f estimates grad h(x).
-This file is also the README's template for a new solver.
+
+with gamma = outer_ratio * rho. v tracks -H^{-1} grad_y f, so J v + grad_x f
+estimates grad h(x).
+
+Oracle calls per iteration: 2 gradients, 1 Hessian-vector product, 1 cross
+product (one fused ``inner_oracles`` call and one ``grad_outer`` call).
+This file is the README's template for a new solver.
 """
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
@@ -21,10 +28,13 @@ from benchmark_utils.validation import check_positive
 
 
 class Solver(StochasticBilevelSolver):
+    """SOBA (Dagréou et al., NeurIPS 2022): single-loop, one stochastic
+    step on y, v and x per iteration."""
+
     name = "SOBA"
     parameters = {
-        "step_size": [0.1],  # rho: tuned on the simulated problem
-        "outer_ratio": [0.1],  # gamma = outer_ratio * rho (1.0 diverges there)
+        "step_size": [0.1],    # rho
+        "outer_ratio": [0.1],  # gamma / rho
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}

@@ -72,7 +72,7 @@ def test_schedule_decays(quadratic, make_solver):
     tau = [solver.tau_schedule(i) for i in k]
     assert mu == pytest.approx([1.0, 0.25, 0.01])
     assert tau == pytest.approx([1.0, 0.5, 0.1])
-    # tau_k * ln(mu2_k) -> 0 (seed 004, Theorem 1)
+    # tau_k * ln(mu2_k) -> 0 (Liu et al., ICML 2021, Theorem 1)
     import math
     vals = [solver.tau * solver.tau_schedule(i)
             * abs(math.log(solver.mu2 * solver.decay_schedule(i)))

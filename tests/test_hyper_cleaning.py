@@ -296,7 +296,7 @@ def test_full_mnist_missing_files_is_an_error(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not HAS_FASHION, reason=(
     "FashionMNIST not found: set BENCHOPT_DATA_HOME to a folder holding "
-    "fashion-mnist/ (CI: /work/shared/data)"))
+    "fashion-mnist/"))
 def test_fashion_mnist_dataset():
     Dataset = load_dataset_class("fashion_mnist")
     p = Dataset.get_instance(n_train=2000, n_val=500,

@@ -196,7 +196,7 @@ def test_embedded_mnist_split():
 
 @pytest.mark.skipif(not HAS_FASHION, reason=(
     "FashionMNIST not found: set BENCHOPT_DATA_HOME to a folder holding "
-    "fashion-mnist/ (CI: /work/shared/data)"))
+    "fashion-mnist/"))
 def test_real_fashion_mnist():
     X, y, X_test, y_test = load_fashion_mnist()
     assert X.shape == (60000, 784) and X_test.shape == (10000, 784)

@@ -29,8 +29,8 @@ CONFIG_COLUMNS = ("dataset_name", "objective_name", "solver_name")
 #: Metrics that count the solver's work rather than measure its result.
 WORK_METRICS = ("objective_n_iter", "objective_epochs",
                 "objective_oracle_calls")
-#: Targets for metrics in [0, 1] to maximize (seed 000 Table 1: 0.80 MNIST,
-#: 0.72 FashionMNIST; seed 003 Table 2: 0.90 MNIST).
+#: Targets for metrics in [0, 1] to maximize (the F2SA-Adam report's Table
+#: 1: 0.80 MNIST, 0.72 FashionMNIST; MinimaxOPT's Table 2: 0.90 MNIST).
 ACCURACY_TARGETS = (0.8, 0.72, 0.85, 0.9, 0.95)
 #: Targets for metrics to minimize towards 0 (suboptimality, gradient norms).
 SMALL_TARGETS = (1e-2, 1e-4, 1e-6)
@@ -244,7 +244,7 @@ def target_metric_options(df):
 
 def target_options(df):
     """Target choices: accuracy levels and/or small values, per the metrics
-    the table reports (0.8 first: seed 000's MNIST target)."""
+    the table reports (0.8 first: the F2SA-Adam report's MNIST target)."""
     metrics = target_metric_options(df)
     targets = []
     if any(infer_maximize(m) for m in metrics):

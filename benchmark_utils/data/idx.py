@@ -6,7 +6,7 @@ unsigned-byte labels), then ``ndim`` big-endian int32 sizes, then exactly
 ``prod(sizes)`` bytes. Files may be gzip-compressed (detected from the gzip
 magic bytes, not the file name).
 
-Layout on disk (``shared/data/README.md``): the four upstream file names
+Layout on disk: the four upstream file names
 :data:`IDX_FILES` in ``data_folder("mnist")`` or
 ``data_folder("fashion-mnist")``. FashionMNIST is also looked for in Debian's
 ``/usr/share/datasets/fashion-mnist/`` (package ``dataset-fashion-mnist``)

@@ -18,7 +18,7 @@ from benchmark_utils.data.files import (DataFileError, data_folder, download,
 IJCNN1_KEY = "ijcnn1"
 IJCNN1_FILES = {"train": "ijcnn1.bz2", "test": "ijcnn1.t.bz2"}
 IJCNN1_SHAPES = {"train": (49990, 22), "test": (91701, 22)}
-#: md5 of the files as LIBSVM publishes them (and /work/shared/data holds).
+#: md5 of the files as LIBSVM publishes them.
 IJCNN1_MD5 = {"train": "ccb639c7cca405cd3c88b97a8555c8a9",
               "test": "66433ab8089acee9e56dc61ac89a2fe2"}
 LIBSVM_URL = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary/"

@@ -5,7 +5,7 @@ returns first or second order derivatives of it. They are the default oracles
 of :class:`benchmark_utils.problems.base.BilevelProblem` and the reference that
 closed-form oracles are tested against.
 
-Notation (ALGORITHMS.md): ``H v = d2_yy g v`` and ``J v = d2_xy g v`` (the
+Notation: ``H v = d2_yy g v`` and ``J v = d2_xy g v`` (the
 x-gradient of ``<grad_y g, v>``).
 """
 import torch

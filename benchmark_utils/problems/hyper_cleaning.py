@@ -21,8 +21,9 @@ indices, as autograd does).
 standardizes every feature with the mean and standard deviation of the
 training split (features with zero training variance are only centered),
 so pixels never enter as raw 0-255 values, then corrupts the training labels
-with :func:`corrupt_labels`. Defaults follow seed 000 (EXPERIMENTS.md): start
-W = 0, b = 0, x_i = -2, and reg = 0.4 (its 0.2 ||W||^2).
+with :func:`corrupt_labels`. Defaults follow the setup of the F2SA-Adam
+report (Yang, Jiang, Tatli, Xiao), taken from benchopt's bilevel benchmark:
+start W = 0, b = 0, x_i = -2, and reg = 0.4 (its 0.2 ||W||^2).
 """
 import numpy as np
 import torch
@@ -54,8 +55,9 @@ def corrupt_labels(labels, ratio, n_classes=None, random_state=0):
 
     The new class is drawn uniformly among the ``n_classes - 1`` other
     classes, so the returned boolean ``mask`` is exactly the set of changed
-    labels and its expected mean is ``ratio`` (seed 000's scheme drew among
-    all classes, changing a fraction ``ratio (K - 1) / K`` only).
+    labels and its expected mean is ``ratio`` (the F2SA-Adam report's scheme
+    drew among all classes, changing a fraction ``ratio (K - 1) / K``
+    only).
     ``random_state``: an int, a numpy Generator or a torch Generator.
     Returns ``(noisy_labels, mask)`` as numpy arrays (int64, bool).
     """

@@ -6,8 +6,9 @@ Each rule keeps the state of ONE variable and updates it in place:
     rule.reset()                   # forget moments / step counter
 
 so that a solver holds one rule per variable (F2SA-Adam resets the y and z
-rules at every outer iteration and keeps the x rule, Algorithm 3 of seed
-000). ``param`` must be a tensor the solver owns (it is modified in place).
+rules at every outer iteration and keeps the x rule, Algorithm 3 of the
+F2SA-Adam report). ``param`` must be a tensor the solver owns (it is
+modified in place).
 """
 import torch
 
@@ -54,7 +55,8 @@ class Momentum:
 
 
 class Adam:
-    """Adam with bias correction, eps INSIDE the square root (seed 000 eq. 12).
+    """Adam with bias correction, eps INSIDE the square root (eq. 12 of
+    Yang, Jiang, Tatli, Xiao's F2SA-Adam report).
 
         t <- t + 1                       (t = 1 at the first update)
         m <- beta1 m + (1 - beta1) g

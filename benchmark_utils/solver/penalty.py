@@ -82,7 +82,7 @@ def x_direction(oracles, y, z, x, lmbda, inner_idx, outer_idx):
 def check_f2sa_parameters(solver):
     """Validate the parameters F2SA and F2SA-Adam share and store on the
     solver gamma = inner_ratio * alpha, beta = outer_ratio * alpha, the
-    number of inner steps and the schedules of ALGORITHMS.md."""
+    number of inner steps and the schedules (``solvers/f2sa.py``)."""
     alpha = check_positive(solver.step_size, "step_size")
     solver.gamma = check_positive(solver.inner_ratio, "inner_ratio") * alpha
     solver.beta = check_positive(solver.outer_ratio, "outer_ratio") * alpha

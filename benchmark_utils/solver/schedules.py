@@ -7,7 +7,7 @@ increment, or regularization weight).
 from benchmark_utils.validation import check_choice
 
 #: Exponents of the ``"decreasing"`` schedule of F2SA (Kwon et al., ICML
-#: 2023, also used by the code seed 000 builds on): alpha_k = alpha /
+#: 2023, also used by the F2SA-Adam report's code): alpha_k = alpha /
 #: k^(5/7) (y), gamma_k = gamma / k^(4/7) (z), beta_k = beta / k^(4/7) (x),
 #: delta_k = delta / k^(1/7) (multiplier increment).
 F2SA_EXPONENTS = {"alpha": 5 / 7, "gamma": 4 / 7, "beta": 4 / 7,
