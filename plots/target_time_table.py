@@ -4,10 +4,11 @@ The numbers behind ``time_to_target`` in the layout of Table 1 of the
 F2SA-Adam report and Table 2 of MinimaxOPT's paper: one row per solver
 with the median time to reach the target over the repetitions, the
 spread (min, max and quartiles), how many runs reached it, the median
-number of oracle calls at that point, and the median best value of the metric (to read a "not reached"). Not-reached runs
-count as an infinite time (see ``benchmark_utils.analysis.results``), so a
-median or quantile is "not reached" when too few runs got there. The
-fastest median is in bold. Same options as ``time_to_target``.
+number of oracle calls at that point, and the median best value of the
+metric (to read a "not reached"). Not-reached runs count as an infinite
+time (see ``benchmark_utils.analysis.results``), so a median or quantile
+is "not reached" when too few runs got there. The fastest median is in
+bold. Same options as ``time_to_target``.
 
 Named ``target_time_table``, not ``time_to_target_table``: the HTML page
 finds a kind's settings by the prefix ``<kind>_``, so no plot name may start
