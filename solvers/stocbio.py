@@ -9,6 +9,15 @@ enhanced design", ICML 2021, Algorithm 2 (stocBiO). One outer iteration:
 3. ``d = grad_x f_j(x, y) + J_i(x, y) v`` (the same outer batch j as in 2).
 4. ``x <- x - alpha * d`` with ``alpha = outer_ratio * beta``.
 
+Neumann step: ``neumann_step`` eta, by default 1 / L with L the problem's
+upper bound of the largest eigenvalue of H (``inner_hessian_bound``), so
+that the series converges. Its truncation bias remains: along an
+eigenvalue lambda of H the series keeps a fraction 1 - (1 - eta lambda)^(Q+1)
+of 1 / lambda, so along the smallest one, mu, the estimate of H^{-1} b is
+short by (1 - eta mu)^(Q+1), and StocBiO's fixed point is not stationary for
+h unless Q grows. (eta = beta, a common choice, keeps only a few percent of
+H^{-1} when beta is small and stalls even with full batches.)
+
 Choices the paper leaves open:
 - The inner batch of the cross product J_i v in step 3 is a fresh draw
   (independent of the Neumann batches).
@@ -37,7 +46,7 @@ class Solver(StochasticBilevelSolver):
         "outer_ratio": [0.1],     # alpha / beta
         "n_inner_steps": [10],    # T
         "n_neumann_steps": [10],  # Q
-        "neumann_step": [None],   # eta; None: eta = beta
+        "neumann_step": [None],   # eta; None: 1 / L (see above)
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16, "n_inner_steps": 2, "n_neumann_steps": 2}
@@ -46,12 +55,13 @@ class Solver(StochasticBilevelSolver):
         self.beta = check_positive(self.step_size, "step_size")
         self.alpha = self.beta * check_positive(self.outer_ratio,
                                                 "outer_ratio")
-        self.n_inner = check_positive_int(self.n_inner_steps, "n_inner_steps",
-                                          allow_zero=True)
+        self.n_inner = check_positive_int(self.n_inner_steps,
+                                          "n_inner_steps")
         self.n_neumann = check_positive_int(
             self.n_neumann_steps, "n_neumann_steps", allow_zero=True
         )
-        self.eta = (self.beta if self.neumann_step is None
+        self.eta = (1 / self.problem.inner_hessian_bound()
+                    if self.neumann_step is None
                     else check_positive(self.neumann_step, "neumann_step"))
         return State(inner_var=self.problem.inner_var0.clone(),
                      outer_var=self.problem.outer_var0.clone())

@@ -2,46 +2,8 @@
 import pytest
 import torch
 
-from benchmark_utils.batches import SAMPLINGS
 from benchmark_utils.solver.penalty import barrier_weight
-from conftest import relative_hypergrad, run_steps
-
-# Full batch: tau_k = 0.05 / k^0.1 (slower than the default k^0.2, so the
-# clamped barrier weight tau_k / floor, BVFIM's penalty multiplier, stays
-# larger and the O(1 / weight) bias smaller) and outer_ratio 0.04 (0.05
-# oscillates for 1000 iterations, 0.1 does not converge with this tau):
-# relative ||grad h|| 1.3e-2 at 2500 iterations, 6.5e-3 at 4000, 5.5e-3 at
-# 4500-5000. The defaults (tau_decay 0.2, outer_ratio 0.1) stall at 1.1e-2
-# (1500 iterations) and rise again (1.4e-2 at 3000) as the weight decays.
-BVFIM_FULL = dict(tau_decay=0.1, outer_ratio=0.04, batch_size="full")
-
-
-def test_full_batch_stationarity(quadratic, make_solver):
-    solver = make_solver("BVFIM", quadratic, **BVFIM_FULL)
-    run_steps(solver, 4000)
-    assert relative_hypergrad(quadratic, solver) < 1e-2
-
-
-@pytest.mark.parametrize("sampling", SAMPLINGS)
-def test_minibatch_decreases_value(quadratic, make_solver, sampling):
-    # Batch 16: g_star - g_i(x, y) compares two noisy minibatch values and
-    # is below the floor most of the time, so BVFIM acts as a penalty method
-    # with weight tau_k / floor. A larger floor (3e-2) and tau (0.1), i.e. a
-    # smaller weight 3.3 / k^0.2, keep the noise of weight * (grad_x g(y) -
-    # grad_x g(z)) small: the gap h - h* falls to 0.27, 0.06, 0.03 of its
-    # start after 125, 500, 1000 iterations (mean of 3 seeds; each of 5
-    # seeds below 0.06 at 500). With the defaults (weight 16.7 / k^0.2) it
-    # goes above h0 first (1.5 at 250) and is 0.39 at 500.
-    h0 = quadratic.value_function(quadratic.outer_var0)
-    finals = []
-    for seed in range(3):
-        solver = make_solver("BVFIM", quadratic, batch_size=16,
-                             barrier_floor=3e-2, tau=0.1, outer_ratio=0.1,
-                             sampling=sampling, random_state=seed)
-        run_steps(solver, 500)
-        finals.append(quadratic.value_function(solver.state.outer_var))
-    assert sum(finals) / 3 - quadratic.value_star < \
-        0.2 * (h0 - quadratic.value_star)
+from conftest import run_steps
 
 
 def test_barrier_denominator_guarded():

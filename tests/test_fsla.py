@@ -2,18 +2,8 @@
 import pytest
 import torch
 
-from benchmark_utils.batches import SAMPLINGS
 from benchmark_utils.solver.variance_reduction import storm_update
 from conftest import relative_hypergrad, run_steps
-
-
-def test_fsla_full_batch_reaches_stationarity(quadratic, make_solver):
-    # Full batch, constant steps; budget 300 iterations.
-    solver = make_solver("FSLA", quadratic, batch_size="full",
-                         step_size=0.5, outer_ratio=0.3,
-                         schedule="constant")
-    run_steps(solver, 300)
-    assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
 def test_fsla_full_batch_sqrt_schedule(quadratic, make_solver):
@@ -24,19 +14,6 @@ def test_fsla_full_batch_sqrt_schedule(quadratic, make_solver):
     assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-@pytest.mark.parametrize("sampling", SAMPLINGS)
-def test_fsla_minibatch_decreases_value(quadratic, make_solver, sampling):
-    h0 = quadratic.value_function(quadratic.outer_var0)
-    h_star = quadratic.value_star
-    values = []
-    for seed in range(3):
-        solver = make_solver("FSLA", quadratic, batch_size=16,
-                             sampling=sampling,
-                             random_state=seed)  # default parameters
-        run_steps(solver, 500)
-        values.append(quadratic.value_function(
-            solver.get_result()["outer_var"]))
-    assert sum(values) / 3 - h_star < 0.2 * (h0 - h_star)
 
 
 def test_storm_update_reduces_to_plain_estimator():

@@ -1,35 +1,7 @@
 """MinimaxOPT on the quadratic problem; multiplier stages; validation."""
 import pytest
 
-from benchmark_utils.batches import SAMPLINGS
-from conftest import relative_hypergrad, run_steps
-
-
-def test_full_batch_stationarity(quadratic, make_solver):
-    # step 0.5 (the default is 0.1, safe on hyper-cleaning), outer_ratio 0.3,
-    # lambda 1 doubled every 100 iterations up to 1e3: 6e-5 after 1000
-    # iterations.
-    solver = make_solver("MinimaxOPT", quadratic, batch_size="full",
-                         step_size=0.5)
-    run_steps(solver, 1000)
-    assert relative_hypergrad(quadratic, solver) < 1e-2
-
-
-@pytest.mark.parametrize("sampling", SAMPLINGS)
-def test_minibatch_decreases_value(quadratic, make_solver, sampling):
-    # step 0.1 (SGD): the gap h - h* drops to 0.03 of its start.
-    optimizer, step = "sgd", 0.1
-    h0 = quadratic.value_function(quadratic.outer_var0)
-    finals = []
-    for seed in range(3):
-        solver = make_solver("MinimaxOPT", quadratic, batch_size=16,
-                             step_size=step, optimizer=optimizer,
-                             sampling=sampling,
-                             random_state=seed)
-        run_steps(solver, 500)
-        finals.append(quadratic.value_function(solver.state.outer_var))
-    assert sum(finals) / 3 - quadratic.value_star < \
-        0.5 * (h0 - quadratic.value_star)
+from conftest import run_steps
 
 
 def test_multiplier_stages(quadratic, make_solver):

@@ -4,9 +4,9 @@ import copy
 import pytest
 import torch
 
-from benchmark_utils.batches import SAMPLINGS, BatchPartition
+from benchmark_utils.batches import BatchPartition
 from benchmark_utils.solver.variance_reduction import SagaTable
-from conftest import relative_hypergrad, run_steps
+from conftest import run_steps
 
 
 def _full_hessian(problem, y, x):
@@ -14,27 +14,8 @@ def _full_hessian(problem, y, x):
     return torch.stack([problem.hvp(y, x, e) for e in eye], dim=1)
 
 
-def test_saba_full_batch_reaches_stationarity(quadratic, make_solver):
-    # Full batch = gradient descent on (y, v, x); budget 1000 iterations.
-    solver = make_solver("SABA", quadratic, batch_size="full",
-                         step_size=0.1, outer_ratio=0.3)
-    run_steps(solver, 1000)
-    assert relative_hypergrad(quadratic, solver) < 1e-2
 
 
-@pytest.mark.parametrize("sampling", SAMPLINGS)
-def test_saba_minibatch_decreases_value(quadratic, make_solver, sampling):
-    h0 = quadratic.value_function(quadratic.outer_var0)
-    h_star = quadratic.value_star
-    values = []
-    for seed in range(3):
-        solver = make_solver("SABA", quadratic, batch_size=16,
-                             sampling=sampling,
-                             random_state=seed)  # default step sizes
-        run_steps(solver, 500)
-        values.append(quadratic.value_function(
-            solver.get_result()["outer_var"]))
-    assert sum(values) / 3 - h_star < 0.1 * (h0 - h_star)
 
 
 def test_saba_v_converges_to_linear_system_solution(quadratic, make_solver):

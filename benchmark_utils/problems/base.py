@@ -14,6 +14,7 @@ any oracle with a closed form (the autograd versions of
 import torch
 
 from benchmark_utils.problems import autograd
+from benchmark_utils.problems.implicit import power_iteration
 
 
 class BilevelProblem:
@@ -66,6 +67,22 @@ class BilevelProblem:
     def outer(self, inner_var, outer_var, idx=None):
         """f(x, y): mean outer loss over the samples ``idx``."""
         raise NotImplementedError
+
+    def inner_hessian_bound(self):
+        """An upper bound L of the largest eigenvalue of H = d2_yy g(x, y)
+        on the full inner set, for step sizes such as StocBiO's Neumann
+        step 1 / L. Computed once, cached.
+
+        Default: power iterations at the starting point, with a 10 % margin:
+        a bound when H does not depend on (x, y). A problem whose curvature
+        varies overrides it with a bound valid along a run.
+        """
+        if getattr(self, "_hessian_bound", None) is None:
+            y, x = self.inner_var0, self.outer_var0
+            self._hessian_bound = 1.1 * power_iteration(
+                lambda v: self.hvp(y, x, v), self.dim_inner,
+                dtype=self.dtype, device=self.device)
+        return self._hessian_bound
 
     def metrics(self, inner_var, outer_var):
         """Task metrics (test accuracy, ...) as a dict of floats."""

@@ -1,7 +1,8 @@
 """Implicit differentiation on a problem: H^{-1} b, y*(x), h(x), grad h(x).
 
 - :func:`conjugate_gradient` and :func:`neumann`: approximations of
-  ``H^{-1} b`` from Hessian-vector products only;
+  ``H^{-1} b`` from Hessian-vector products only; :func:`power_iteration`,
+  the largest eigenvalue of a symmetric operator (for step sizes 1 / L);
 - :func:`solve_inner`: the full-batch inner solve y*(x) = argmin_y g(x, y)
   (Newton-CG, warm started);
 - :func:`warm_value_function`: h(x) = f(x, y*(x)) with warm starts across
@@ -34,6 +35,26 @@ def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
         p.mul_(rr_new / rr).add_(r)
         rr = rr_new
     return x
+
+
+def power_iteration(matvec, dim, n_iter=100, dtype=torch.float64,
+                    device="cpu", seed=0):
+    """Largest eigenvalue of a symmetric positive semi-definite operator
+    ``matvec`` on vectors of size ``dim``: ``n_iter`` power iterations from
+    a seeded random start (a lower estimate that converges from below)."""
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(dim, generator=gen, dtype=torch.float64).to(
+        dtype=dtype, device=device)
+    v /= v.norm()
+    value = 0.0
+    for _ in range(n_iter):
+        w = matvec(v)
+        value = float(v @ w)
+        norm = w.norm()
+        if not norm > 0:
+            break
+        v = w / norm
+    return value
 
 
 def neumann(hvp_fn, b, n_steps, step):

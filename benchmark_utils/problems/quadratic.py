@@ -42,6 +42,7 @@ class QuadraticProblem(BilevelProblem):
         if cond < 1:
             raise ValueError(f"cond must be >= 1, got {cond!r}.")
         check_positive(outer_reg, "outer_reg")
+        self.cond = float(cond)
 
         gen = torch.Generator().manual_seed(
             check_positive_int(random_state, "random_state", allow_zero=True)
@@ -70,6 +71,8 @@ class QuadraticProblem(BilevelProblem):
         # Closed forms, in float64 whatever the working dtype.
         hess = a.T @ a / n_inner + mu * torch.eye(dim_inner,
                                                   dtype=torch.float64)
+        # H does not depend on (x, y): its largest eigenvalue is the bound.
+        self._hessian_bound = float(torch.linalg.eigvalsh(hess)[-1])
         self._m = torch.linalg.solve(hess, a.T @ b / n_inner)
         self._m0 = torch.linalg.solve(hess, a.T @ c / n_inner)
         self._d, self._e = d, e

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from benchmark_utils.batches import block_of, take
 from benchmark_utils.problems.base import BilevelProblem
-from benchmark_utils.problems.implicit import warm_value_function
+from benchmark_utils.problems.implicit import (power_iteration,
+                                              warm_value_function)
 from benchmark_utils.validation import check_choice, check_device
 
 
@@ -267,6 +268,8 @@ class RegularizationProblem(BilevelProblem):
             outer_var0=torch.full((dim_outer,), float(outer_init),
                                   dtype=dtype, device=device),
         )
+        # at construction, so that no solver's timed run pays for it
+        self.inner_hessian_bound()
 
     # -- helpers --------------------------------------------------------------
     def _w(self, inner_var):
@@ -321,6 +324,24 @@ class RegularizationProblem(BilevelProblem):
         P = self._probs(split.design.matmul(batch, W))
         G = self._residual(P, labels, target) / len(labels)
         return split.design.rmatmul(batch, G)
+
+    def inner_hessian_bound(self):
+        # The logistic loss's curvature in the logits is at most 1/4 (binary)
+        # or 1/2 (softmax), so H <= c lambda_max(X^T X / n) + max_k exp(x_k):
+        # a bound wherever the penalties stay below their starting values.
+        if getattr(self, "_hessian_bound", None) is None:
+            design = self.splits["train"].design
+            n = design.n_samples
+
+            def gram(v):
+                return design.rmatmul(None, design.matmul(
+                    None, v[:, None]))[:, 0] / n
+            curvature = 0.25 if self.binary else 0.5
+            top = power_iteration(gram, self.n_features, n_iter=30,
+                                  dtype=self.dtype, device=self.device)
+            self._hessian_bound = curvature * 1.05 * top + float(
+                self.outer_var0.exp().max())
+        return self._hessian_bound
 
     # -- losses ---------------------------------------------------------------
     def inner(self, inner_var, outer_var, idx=None):

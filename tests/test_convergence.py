@@ -1,0 +1,139 @@
+"""Every solver converges on quadratic problems with a known solution.
+
+One table of settings, as jaxopt's common tests, instead of one test per
+solver file:
+
+- full batch, on three instances (condition numbers 10, 30, 100 of the
+  inner Hessian, different seeds): after its budget, the solver's relative
+  hypergradient norm ||grad h(x_k)|| / ||grad h(x_0)|| is at most
+  ``TOL + bias``, where ``bias`` is the method's known bias at its fixed
+  point: 0 for the unbiased methods, the Neumann truncation for StocBiO,
+  O(1 / lambda) for the penalty methods;
+- minibatches (batch 16, both sampling schemes, 3 seeds) on the cond-10
+  instance: the mean gap h(x_k) - h(x*) falls below a fraction of its start.
+"""
+import pytest
+import torch
+
+from benchmark_utils.batches import SAMPLINGS
+from benchmark_utils.problems.quadratic import QuadraticProblem
+from conftest import relative_hypergrad, run_steps
+
+#: (condition number, seed) of the three quadratic instances.
+INSTANCES = [(10.0, 0), (30.0, 1), (100.0, 2)]
+#: What an unbiased method must reach, and the slack added to a bias.
+TOL_UNBIASED = 1e-6
+TOL = 1e-3
+
+
+def penalty_bias(cond, lmbda):
+    """Bound of the relative bias of a penalty method with multiplier
+    ``lmbda`` at its fixed point: O(1 / lmbda), with a constant growing with
+    the conditioning (measured 0.06, 1.1, 3.0 / lmbda for F2SA on the three
+    instances; 0.05 cond / lmbda bounds them)."""
+    return 0.05 * cond / lmbda
+
+
+def neumann_bias(problem, solver):
+    """StocBiO's fixed point: its v misses (I - eta H)^(Q+1) H^{-1} grad_y f,
+    so ||grad h|| <= (1 - eta mu)^(Q+1) ||J H^{-1} grad_y f|| there
+    (relative to ||grad h(x0)||), mu the smallest eigenvalue of H."""
+    x = solver.get_result()["outer_var"]
+    y = problem.inner_solution(x)
+    eye = torch.eye(problem.dim_inner, dtype=torch.float64)
+    hess = torch.stack([problem.hvp(y, x, e) for e in eye])
+    mu = float(torch.linalg.eigvalsh(hess)[0])
+    implicit = problem.cross(y, x, torch.linalg.solve(
+        hess, problem.grad_outer_y(y, x)))
+    shrink = (1 - solver.eta * mu) ** (solver.n_neumann + 1)
+    return shrink * float(implicit.norm() / problem.hypergradient(
+        problem.outer_var0).norm())
+
+
+def bvfim_bias(problem, solver):
+    # at the end the barrier weight is tau_k / floor (the clamped
+    # denominator), BVFIM's penalty multiplier
+    tau_k = solver.tau * solver.tau_schedule(solver.n_iter)
+    return penalty_bias(problem.cond, tau_k / solver.barrier_floor)
+
+
+#: solver name, full-batch parameters, iterations, bias(problem, solver)
+FULL_BATCH = [
+    ("Implicit-GD", dict(step_size=0.3), 400, None),
+    ("SOBA", dict(step_size=0.5, outer_ratio=0.3), 3000, None),
+    ("SABA", dict(step_size=0.5, outer_ratio=0.3), 3000, None),
+    ("FSLA", dict(step_size=0.5, outer_ratio=0.3, schedule="constant"),
+     3000, None),
+    # Q = 100 terms with the default eta = 1 / L
+    ("StocBiO", dict(step_size=0.5, outer_ratio=1.0, n_neumann_steps=100),
+     300, neumann_bias),
+    # fixed multiplier lambda = 100 (delta_lmbda = 0), alpha * lambda * L_g
+    # = 0.5, gamma = beta = 0.5
+    ("F2SA", dict(step_size=0.005, inner_ratio=100.0, outer_ratio=100.0,
+                  lmbda0=100.0, delta_lmbda=0.0, schedule="constant"),
+     300, lambda p, s: penalty_bias(p.cond, 100.0)),
+    # fixed lambda = 30 (a growing lambda makes Adam's y steps jump)
+    ("F2SA-Adam", dict(step_size=0.01, outer_ratio=2.0, lmbda0=30.0,
+                       delta_lmbda=0.0, beta2=0.999), 4000,
+     lambda p, s: penalty_bias(p.cond, 30.0)),
+    # tau_k = 0.05 / k^0.1 decays slowly, so that the weight stays large
+    ("BVFIM", dict(tau_decay=0.1, outer_ratio=0.04), 4000, bvfim_bias),
+    # lambda doubles every 100 iterations up to lmbda_max = 1000
+    ("MinimaxOPT", dict(step_size=0.5), 3000,
+     lambda p, s: penalty_bias(p.cond, 1e3)),
+]
+
+
+@pytest.fixture(scope="module", params=INSTANCES,
+                ids=[f"cond{c:g}" for c, _ in INSTANCES])
+def instance(request):
+    cond, seed = request.param
+    return QuadraticProblem(n_inner=200, n_outer=100, dim_inner=10,
+                            dim_outer=5, cond=cond, random_state=seed)
+
+
+@pytest.mark.parametrize("name, params, n_steps, bias", FULL_BATCH,
+                         ids=[row[0] for row in FULL_BATCH])
+def test_full_batch_reaches_stationarity(instance, make_solver, name,
+                                         params, n_steps, bias):
+    if name != "Implicit-GD":
+        params = dict(params, batch_size="full")
+    solver = make_solver(name, instance, **params)
+    run_steps(solver, n_steps)
+    bound = TOL_UNBIASED if bias is None else TOL + bias(instance, solver)
+    assert relative_hypergrad(instance, solver) <= bound
+
+
+#: solver name, minibatch parameters, iterations, largest final gap ratio
+MINIBATCH = [
+    ("SOBA", dict(step_size=0.05, outer_ratio=0.1), 2000, 0.2),
+    ("SABA", dict(), 500, 0.1),
+    ("FSLA", dict(), 500, 0.2),
+    ("StocBiO", dict(step_size=0.5), 150, 0.2),
+    # fixed lambda = 2, alpha = 0.01, gamma = 0.1, beta = 0.02
+    ("F2SA", dict(step_size=0.01, inner_ratio=10.0, outer_ratio=2.0,
+                  lmbda0=2.0, delta_lmbda=0.0, schedule="constant"),
+     200, 0.5),
+    ("F2SA-Adam", dict(step_size=0.03), 300, 0.5),
+    # a larger floor and tau keep the barrier weight tau_k / floor, and so
+    # the noise of weight * (grad_x g(y) - grad_x g(z)), small
+    ("BVFIM", dict(barrier_floor=3e-2, tau=0.1, outer_ratio=0.1), 500, 0.2),
+    ("MinimaxOPT", dict(step_size=0.1), 500, 0.5),
+]
+
+
+@pytest.mark.parametrize("name, params, n_steps, ratio", MINIBATCH,
+                         ids=[row[0] for row in MINIBATCH])
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_minibatch_decreases_value(quadratic, make_solver, name, params,
+                                   n_steps, ratio, sampling):
+    h0 = quadratic.value_function(quadratic.outer_var0)
+    finals = []
+    for seed in range(3):
+        solver = make_solver(name, quadratic, batch_size=16,
+                             sampling=sampling, random_state=seed, **params)
+        run_steps(solver, n_steps)
+        finals.append(quadratic.value_function(
+            solver.get_result()["outer_var"]))
+    gap0 = h0 - quadratic.value_star
+    assert sum(finals) / 3 - quadratic.value_star < ratio * gap0
