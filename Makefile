@@ -1,6 +1,6 @@
 # Two entry points (see README):
 #   make benchmark   set up .venv and run experiments/quickstart.yml (HTML in outputs/)
-#   make test        set up .venv and run the whole test suite
+#   make test        set up .venv, lint (ruff) and run the whole test suite
 # Real-data tests read BENCHOPT_DATA_HOME (a folder with fashion-mnist/, ijcnn1/,
 # 20newsgroups/, mnist/); without it they are skipped with the reason.
 
@@ -32,6 +32,7 @@ benchmark: setup
 	benchopt run . --config experiments/quickstart.yml
 
 test: setup-test
+	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest tests -p no:benchmark -p no:cacheprovider -q
 	benchopt test . --skip-install -p no:benchmark -p no:cacheprovider -q
 

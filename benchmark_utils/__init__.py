@@ -37,6 +37,7 @@ Foundations (used by every layer)
     ``penalty``      directions of the penalty / value-function methods
 
 ``analysis/``: reading results
-    ``results``      time to target, median curves, plot options
+    ``results``      time to target, median curves, option lists
+    ``plots``        what the custom plots of ``plots/`` share
     ``tuning``       the validation-only tuning CLI
 """

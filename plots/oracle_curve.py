@@ -11,11 +11,11 @@ import math
 
 from benchopt import BasePlot
 
+from benchmark_utils.analysis.plots import select_problem
 from benchmark_utils.analysis.results import (
     curve_metric_options,
     median_curve,
     reported,
-    select_problem,
 )
 
 X_AXES = {

@@ -16,15 +16,10 @@ with another one (tests/test_experiments.py checks it).
 """
 import math
 
-from benchopt import BasePlot
-
+from benchmark_utils.analysis.plots import TargetPlot
 from benchmark_utils.analysis.results import (
-    TARGET_PLOT_OPTIONS,
     format_seconds,
-    reported,
-    select_problem,
     summarize_time_to_target,
-    target_title,
     time_to_target,
 )
 
@@ -45,22 +40,21 @@ def _spread(low, high):
     return f"{format_seconds(low)} - {format_seconds(high)}"
 
 
-class Plot(BasePlot):
+class Plot(TargetPlot):
     name = "target_time_table"
     type = "table"
-    options = TARGET_PLOT_OPTIONS
+    metadata = {"columns": COLUMNS, "default_order_column": 1,
+                "default_order_ascending": True}
 
-    def plot(self, df, dataset, objective, metric, target):
-        df = select_problem(df, dataset, objective)
-        if not reported(df, metric):
-            return [[f"{metric} is not reported on this data set"]
-                    + [""] * (len(COLUMNS) - 1)]
-        summary = summarize_time_to_target(
-            time_to_target(df, float(target), metric))
+    def missing(self, metric):
+        return [[f"{metric} is not reported on this data set"]
+                + [""] * (len(COLUMNS) - 1)]
+
+    def draw(self, df, per_run, summary, metric, target):
         summary = summary.sort_values(["median", "min"], kind="stable")
         if "objective_oracle_calls" in df.columns:
             calls = summarize_time_to_target(time_to_target(
-                df, float(target), metric, x="objective_oracle_calls"))
+                df, target, metric, x="objective_oracle_calls"))
             calls = dict(zip(calls["solver_name"], calls["median"]))
         else:
             calls = {}
@@ -83,11 +77,3 @@ class Plot(BasePlot):
                 else "nan",
             ])
         return rows
-
-    def get_metadata(self, df, dataset, objective, metric, target):
-        return {
-            "title": target_title(metric, target, dataset),
-            "columns": COLUMNS,
-            "default_order_column": 1,
-            "default_order_ascending": True,
-        }

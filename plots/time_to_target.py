@@ -22,29 +22,18 @@ numbers.
 """
 import math
 
-from benchopt import BasePlot
-
-from benchmark_utils.analysis.results import (
-    TARGET_PLOT_OPTIONS,
-    reported,
-    select_problem,
-    summarize_time_to_target,
-    target_title,
-    time_to_target,
-)
+from benchmark_utils.analysis.plots import TargetPlot
 
 
-class Plot(BasePlot):
+class Plot(TargetPlot):
     name = "time_to_target"
     type = "bar_chart"
-    options = TARGET_PLOT_OPTIONS
+    metadata = {"ylabel": "Time [sec] (median of runs; ticks: each run)"}
 
-    def plot(self, df, dataset, objective, metric, target):
-        df = select_problem(df, dataset, objective)
-        if not reported(df, metric):
-            return []  # this data set does not report the metric
-        per_run = time_to_target(df, float(target), metric)
-        summary = summarize_time_to_target(per_run)
+    def missing(self, metric):
+        return []
+
+    def draw(self, df, per_run, summary, metric, target):
         longest = float(df["time"].max())
         bars = []
         for row in summary.itertuples(index=False):
@@ -64,9 +53,3 @@ class Plot(BasePlot):
                     text=f"not reached ({row.n_reached}/{row.n_runs} runs)",
                 ))
         return bars
-
-    def get_metadata(self, df, dataset, objective, metric, target):
-        return {
-            "title": target_title(metric, target, dataset),
-            "ylabel": "Time [sec] (median of runs; ticks: each run)",
-        }

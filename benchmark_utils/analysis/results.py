@@ -264,29 +264,3 @@ def format_seconds(value):
     if not math.isfinite(value):
         return "not reached"
     return f"{value:.3g}"
-
-
-# What the custom plots of ``plots/`` share.
-
-def select_problem(df, dataset, objective):
-    """The rows of one data set and objective (a plot's first two
-    options)."""
-    return df[(df["dataset_name"] == dataset)
-              & (df["objective_name"] == objective)]
-
-
-#: Options of the two time-to-target plots (``time_to_target``,
-#: ``target_time_table``).
-TARGET_PLOT_OPTIONS = {
-    "dataset": ...,
-    "objective": ...,
-    "metric": target_metric_options,
-    "target": target_options,
-}
-
-
-def target_title(metric, target, dataset):
-    """Title of a time-to-target plot."""
-    sign = ">=" if infer_maximize(metric) else "<="
-    short = metric.removeprefix("objective_")
-    return f"Time to first reach {short} {sign} {target}\nData: {dataset}"

@@ -30,8 +30,10 @@ import torch
 
 from benchmark_utils.batches import add_at, take
 from benchmark_utils.problems.base import BilevelProblem
-from benchmark_utils.problems.implicit import (power_iteration,
-                                              warm_value_function)
+from benchmark_utils.problems.implicit import (
+    power_iteration,
+    warm_value_function,
+)
 from benchmark_utils.validation import (
     check_device,
     check_interval,

@@ -34,8 +34,10 @@ import torch.nn.functional as F
 
 from benchmark_utils.batches import block_of, take
 from benchmark_utils.problems.base import BilevelProblem
-from benchmark_utils.problems.implicit import (power_iteration,
-                                              warm_value_function)
+from benchmark_utils.problems.implicit import (
+    power_iteration,
+    warm_value_function,
+)
 from benchmark_utils.validation import check_choice, check_device
 
 
