@@ -100,6 +100,11 @@ def gemm_floor(problem, n_repeat=200):
     return timed(False), timed(True)
 
 
+def full_batch_only(solver_class):
+    """Solvers without minibatches (Implicit-GD, Inner-Only)."""
+    return solver_class.parameters["batch_size"] == ["full"]
+
+
 def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
             device):
     import torch
@@ -110,7 +115,7 @@ def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
     solver_class = next(s for s in bench.get_solvers()
                         if s.name == solver_name)
     params = dict(random_state=0)
-    if solver_name != "Implicit-GD":
+    if not full_batch_only(solver_class):
         params.update(batch_size=batch_size, sampling=sampling)
     solver = solver_class.get_instance(**params)
     solver.set_objective(problem=problem)
@@ -171,11 +176,11 @@ def main():
 
     sys.path.insert(0, str(ROOT))
     from benchopt.benchmark import Benchmark
-    solvers = args.solver or sorted(
-        s.name for s in Benchmark(str(ROOT)).get_solvers())
+    classes = {s.name: s for s in Benchmark(str(ROOT)).get_solvers()}
+    solvers = args.solver or sorted(classes)
     runs = [(dataset, solver, sampling)
             for dataset in args.dataset or DATASETS for solver in solvers
-            for sampling in (["shuffle"] if solver == "Implicit-GD"
+            for sampling in (["shuffle"] if full_batch_only(classes[solver])
                              else args.sampling or ["shuffle", "blocks"])]
     if args.rounds == 1:
         print_header()

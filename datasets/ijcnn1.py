@@ -47,9 +47,18 @@ class Dataset(BaseDataset):
     (``random_state``) split of the same sizes for comparison.
 
     ``penalty="feature"``: one hyperparameter exp(x_k) per feature (22);
-    ``"class"``: a single one (binary problem). Start: W = 0 and every x_k =
-    ``outer_init`` (0: a penalty 1/2 ||W||^2). ``value_function`` reports
+    ``"class"``: a single one (binary problem). ``value_function`` reports
     h(x) = f(x, y*(x)) (a warm-started Newton-CG solve, a few ms here).
+
+    Start: W = 0 and every x_k = ``outer_init``, by default -8.5, the best
+    single penalty on the validation loss: h at a constant x = c, with
+    exact inner solves, is 0.659 (c = 0), 0.318 (-4), 0.163 (-8), 0.1615
+    (-8.5, the minimum), 0.164 (-9), 0.173 (-10), 0.187 (-16). For c >= -6
+    the solved model predicts the majority class only (test accuracy
+    0.905); at -8.5 it reaches 0.913. The bilevel solvers start from the
+    answer of a grid search on one penalty, and their task is to improve on
+    it with one penalty per feature (exact hypergradient descent from -8
+    reaches h = 0.1215, validation accuracy 0.953, test accuracy 0.917).
     """
 
     name = "ijcnn1"
@@ -58,7 +67,7 @@ class Dataset(BaseDataset):
         "penalty": ["feature"],
         "split": ["contiguous"],
         "random_state": [0],
-        "outer_init": [0.0],
+        "outer_init": [-8.5],
         "value_function": [True],
         "dtype": ["float32"],
         "device": ["cpu"],

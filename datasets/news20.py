@@ -38,8 +38,16 @@ class Dataset(BaseDataset):
 
     ``penalty="feature"``: one hyperparameter exp(x_k) per feature (130108);
     ``"class"``: one per class (20). Start: W = 0 and every x_k =
-    ``outer_init`` (0: a penalty 1/2 ||W||^2, under which W* is close to 0
-    on these unit-norm rows, so the solvers have to lower x).
+    ``outer_init``, by default -12. At x = 0 (a penalty 1/2 ||W||^2 on these
+    unit-norm rows) W* is close to 0 (validation loss 2.9945 = log 20) and
+    the hypergradient is tiny. h at a constant x = c, with exact inner
+    solves (float32): 2.99 (c = 0), 1.84 (-8), 0.988 (-10), 0.633 (-12),
+    0.521 (-14), 0.497 (-16, the minimum), 0.518 (-20); below -12 the ridge
+    exp(c) is so weak on these separable data (training accuracy 1) that a
+    solve takes 3-25 s instead of about 4 s. -12 is the compromise, chosen
+    on validation loss within that cost; the solvers' task is to improve
+    on it with one penalty per feature (exact hypergradient descent from
+    -12: h = 0.372 after 6 steps).
 
     ``value_function`` (h(x) with a warm-started full-batch Newton-CG solve)
     is off by default: a cold solve took 0.4 s at x = -3, 1.4 s at x = -9
@@ -52,7 +60,7 @@ class Dataset(BaseDataset):
     parameters = {
         "penalty": ["feature"],
         "random_state": [0],
-        "outer_init": [0.0],
+        "outer_init": [-12.0],
         "value_function": [False],
         "dtype": ["float32"],
         "device": ["cpu"],

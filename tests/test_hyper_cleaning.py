@@ -52,9 +52,10 @@ def random_point(problem, seed=1):
 IDX = [None, torch.tensor([3, 7, 7, 0, 39, 12]), torch.arange(5)]
 
 
+@pytest.mark.parametrize("outer_scale", [None, 1.0])
 @pytest.mark.parametrize("idx", IDX, ids=["full", "repeats", "range"])
-def test_oracles_match_autograd(idx):
-    p = small_problem()
+def test_oracles_match_autograd(idx, outer_scale):
+    p = small_problem(outer_scale=outer_scale)
     y, x, v = random_point(p)
     ref = oracles.value_and_grads(p.inner, y, x, idx)
     gy, gx = p.grad_inner(y, x, idx)
@@ -105,25 +106,31 @@ def test_layout_and_start():
     p = small_problem(n_features=6, n_classes=4, outer_init=-3.0)
     assert p.dim_inner == (6 + 1) * 4 and p.dim_outer == p.n_inner == 40
     assert p.n_outer == 30
-    assert (p.inner_var0 == 0).all() and (p.outer_var0 == -3.0).all()
+    # x is the logit divided by the scale s = sqrt(n_train)
+    assert p.outer_scale == pytest.approx(40 ** 0.5)
+    assert (p.inner_var0 == 0).all()
+    torch.testing.assert_close(p.outer_var0 * p.outer_scale,
+                               torch.full((40,), -3.0, dtype=torch.float64))
     # y stores [W; b]^T row by row: class k's 6 weights, then its bias
     W, b = p.weights_and_bias(torch.arange(28.0))
     assert W.shape == (6, 4) and torch.equal(b, torch.arange(6.0, 28.0, 7))
     assert torch.equal(W[:, 1], torch.arange(7.0, 13.0))
-    q = small_problem(dtype=torch.float32)
+    q = small_problem(dtype=torch.float32, outer_scale=1.0)
     assert q.dtype == torch.float32 and (q.outer_var0 == -2).all()
     assert q.reg == 0.4
 
 
-def test_bias_and_reg_in_inner():
-    """g = mean sigmoid(x) CE(W a + b) + reg/2 (||W||^2 + ||b||^2)."""
-    p = small_problem(reg=0.7)
+@pytest.mark.parametrize("outer_scale", [None, 1.0, 3.0])
+def test_bias_and_reg_in_inner(outer_scale):
+    """g = mean sigmoid(s x) CE(W a + b) + reg/2 (||W||^2 + ||b||^2)."""
+    p = small_problem(reg=0.7, outer_scale=outer_scale)
+    s = 40 ** 0.5 if outer_scale is None else outer_scale
     y, x, _ = random_point(p)
     W, b = p.weights_and_bias(y)
     A = p.splits["train"].A[:, :-1]
     ce = torch.nn.functional.cross_entropy(A @ W + b, p.splits["train"].labels,
                                            reduction="none")
-    want = (torch.sigmoid(x) * ce).mean() + 0.35 * ((W ** 2).sum()
+    want = (torch.sigmoid(s * x) * ce).mean() + 0.35 * ((W ** 2).sum()
                                                    + (b ** 2).sum())
     assert_close(p.inner(y, x), want)
 

@@ -85,9 +85,10 @@ def test_same_random_state_gives_identical_iterates(solver_classes,
     for name in solver_classes:
         results = []
         for _ in range(2):
-            solver = make_solver(name, quadratic, batch_size=16,
-                                 random_state=7) if name != "Implicit-GD" \
-                else make_solver(name, quadratic, random_state=7)
+            full_only = solver_classes[name].parameters["batch_size"] \
+                == ["full"]
+            solver = make_solver(name, quadratic, random_state=7,
+                                 **({} if full_only else dict(batch_size=16)))
             run_steps(solver, 5)
             results.append(solver.get_result())
         for key in ("inner_var", "outer_var"):
