@@ -371,10 +371,16 @@ def test_tuning_cli_writes_a_valid_config(tmp_path, bench, capsys):
     parquet = tmp_path / "grid.parquet"
     _grid_table().to_parquet(parquet)
     out = tmp_path / "best_soba.yml"
+    grid = tmp_path / "grid.yml"
+    grid.write_text("n-repetitions: 2\ntimeout: 7\n")
     code = tuning_main([str(parquet), "--metric", "objective_val_accuracy",
                         "--maximize", "--out", str(out),
-                        "--n-repetitions", "3"])
+                        "--n-repetitions", "3", "--grid", str(grid)])
     assert code == 0, capsys.readouterr().err
+    # the header records the grid, its budget and the code's commit
+    header = out.read_text().split("dataset:")[0]
+    assert f"grid: {grid} (timeout 7 s, 2 repetition(s))" in header
+    assert "objective_val_accuracy" in header and "commit: " in header
     config = check_run_config(out, bench)
     assert config["n-repetitions"] == 3
     assert len(config["solver"]) == 1

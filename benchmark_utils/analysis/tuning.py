@@ -46,6 +46,7 @@ only the data sets of that name. ``--n-repetitions``, ``--max-runs`` and
 import argparse
 import math
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -197,12 +198,18 @@ def _safe(text):
 
 
 def render_config(dataset_name, best, table, *, source, metric, maximize,
-                  reduce, run_options=None):
+                  reduce, run_options=None, grid=None, commit=None):
     """The text of a run config with the best setting of each solver."""
     direction = "maximized" if maximize else "minimized"
     lines = [
         "# Best parameters selected by benchmark_utils.analysis.tuning",
         f"#   from: {source}",
+    ]
+    if grid is not None:
+        lines.append(f"#   grid: {grid}")
+    if commit is not None:
+        lines.append(f"#   commit: {commit}")
+    lines += [
         f"#   rule: median over repetitions of the {reduce} value of "
         f"{metric} ({direction}); a diverged run scores worst.",
         f"#   dataset: {dataset_name}",
@@ -248,8 +255,26 @@ def output_paths(out, dataset_names):
     return paths
 
 
+def grid_description(path):
+    """``'<path> (timeout T s, R repetition(s))'`` of a grid run config."""
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    return (f"{path} (timeout {config.get('timeout', '?')} s, "
+            f"{config.get('n-repetitions', '?')} repetition(s))")
+
+
+def current_commit():
+    """The benchmark's git commit (short hash), or None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+            text=True, cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
-         source="<dataframe>", run_options=None):
+         source="<dataframe>", run_options=None, grid=None, commit=None):
     """Select the best settings of ``df`` and write the config(s).
 
     Returns ``{dataset_name: path}`` of the files written.
@@ -273,7 +298,7 @@ def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
         text = render_config(
             name, best[best["dataset_name"] == name], table, source=source,
             metric=metric, maximize=maximize, reduce=reduce,
-            run_options=run_options)
+            run_options=run_options, grid=grid, commit=commit)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return paths
@@ -301,6 +326,10 @@ def _parser():
     parser.add_argument("--out", required=True,
                         help="run config to write (one per data set, "
                              "suffixed with its name, when there are several)")
+    parser.add_argument("--grid", default=None,
+                        help="the grid run config that produced the "
+                             "parquet, recorded in the header with its "
+                             "budget")
     parser.add_argument("--dataset", default=None,
                         help="keep only the data sets of this name")
     parser.add_argument("--n-repetitions", type=int, default=None)
@@ -318,7 +347,10 @@ def main(argv=None):
                        "max-runs": args.max_runs, "timeout": args.timeout}
         paths = tune(df, args.metric, args.out, maximize=args.maximize,
                      reduce=args.reduce, dataset=args.dataset,
-                     source=str(args.parquet), run_options=run_options)
+                     source=str(args.parquet), run_options=run_options,
+                     grid=(grid_description(args.grid) if args.grid
+                           else None),
+                     commit=current_commit())
     except (TuningError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
