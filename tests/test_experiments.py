@@ -45,6 +45,9 @@ CONFIGS = sorted(EXPERIMENTS.glob("*.yml"))
 PAPER_CONFIGS = ("f2sa_adam_hyper_cleaning.yml", "f2sa_adam_ijcnn1.yml",
                  "fsla_hyper_cleaning.yml", "minimaxopt_hyper_cleaning.yml",
                  "minimaxopt_20newsgroups.yml", "bvfim_hyper_cleaning.yml")
+#: Validation-only tuning grids, one per tuned family.
+GRIDS = ("grid_f2sa.yml", "grid_hyper_cleaning.yml", "grid_ijcnn1.yml",
+         "grid_20newsgroups.yml")
 CUSTOM_PLOTS = ("oracle_curve", "time_to_target", "target_time_table")
 
 
@@ -108,9 +111,33 @@ def test_experiment_config_is_valid(path, bench):
 
 def test_paper_configs_exist():
     names = {p.name for p in CONFIGS}
-    for name in ("quickstart.yml", *PAPER_CONFIGS, "grid_f2sa.yml",
-                 "grid_single_loop.yml"):
+    for name in ("quickstart.yml", *PAPER_CONFIGS, *GRIDS):
         assert name in names
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("tuned_*.yml")),
+                         ids=lambda p: p.name)
+def test_tuned_configs_name_their_grid_and_metric(path):
+    header = path.read_text().split("dataset:")[0]
+    grid = re.search(r"#   grid: (experiments/grid_\w+\.yml) \(timeout",
+                     header)
+    assert grid and (ROOT / grid.group(1)).is_file(), header
+    assert re.search(r"of objective_(value|val_accuracy) ", header), header
+    assert "#   commit: " in header
+
+
+# A choice justified by a test metric, as a comment would phrase it.
+TEST_METRIC_CHOICE = re.compile(
+    r"(test[ _]accuracy|cleaning[ _]f1).{0,40}(->|best|chose|picked|tuned)"
+    r"|(->|chose|picked|tuned).{0,40}(test[ _]accuracy|cleaning[ _]f1)",
+    re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solvers").glob("*.py"))
+                         + CONFIGS, ids=lambda p: p.name)
+def test_no_setting_is_chosen_on_a_test_metric(path):
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        assert not TEST_METRIC_CHOICE.search(line), f"{path}:{number}"
 
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
