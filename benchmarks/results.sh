@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Regenerates the runs, figures and tables of docs/RESULTS.md, offline:
+#   BENCHOPT_DATA_HOME=/path/to/data bash benchmarks/results.sh
+# About 75 minutes on 2 CPU cores (two runs at a time, one thread each).
+# Needs fashion-mnist/, ijcnn1/ and 20newsgroups/ in BENCHOPT_DATA_HOME
+# (MNIST runs on its embedded source). Every run ignores benchopt's cache,
+# so that the numbers come from the code and data as they are.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${BENCHOPT_DATA_HOME:?point BENCHOPT_DATA_HOME at the data folder}"
+run() { benchopt run . --no-plot --no-cache "$@" > "outputs/$2.log" 2>&1; }
+mkdir -p outputs
+
+run --output results_fashion_mnist --config experiments/all_solvers_fashion_mnist.yml &
+run --output results_20newsgroups --config experiments/minimaxopt_20newsgroups.yml &
+wait
+run --output results_mnist_embedded --config experiments/all_solvers_mnist_embedded.yml &
+run --output results_ijcnn1 --config experiments/f2sa_adam_ijcnn1.yml &
+wait
+
+python benchmarks/results_figures.py outputs/results_fashion_mnist.parquet \
+    outputs/results_mnist_embedded.parquet --out docs/figures \
+    --metric objective_test_accuracy --metric objective_value \
+    --metric objective_cleaning_f1
+python benchmarks/results_figures.py outputs/results_ijcnn1.parquet \
+    outputs/results_20newsgroups.parquet --out docs/figures \
+    --metric objective_test_accuracy --metric objective_value
+for f in fashion_mnist mnist_embedded ijcnn1 20newsgroups; do
+    python benchmarks/results_table.py "outputs/results_$f.parquet"
+done
