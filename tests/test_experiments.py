@@ -33,6 +33,7 @@ from benchmark_utils.analysis.results import (
 )
 from benchmark_utils.analysis.tuning import (
     TuningError,
+    select_across,
     select_best,
     split_name,
 )
@@ -46,8 +47,8 @@ PAPER_CONFIGS = ("f2sa_adam_hyper_cleaning.yml", "f2sa_adam_ijcnn1.yml",
                  "fsla_hyper_cleaning.yml", "minimaxopt_hyper_cleaning.yml",
                  "minimaxopt_20newsgroups.yml", "bvfim_hyper_cleaning.yml")
 #: Validation-only tuning grids, one per tuned family.
-GRIDS = ("grid_f2sa.yml", "grid_hyper_cleaning.yml", "grid_ijcnn1.yml",
-         "grid_20newsgroups.yml")
+GRIDS = ("grid_defaults.yml", "grid_f2sa.yml", "grid_hyper_cleaning.yml",
+         "grid_ijcnn1.yml", "grid_20newsgroups.yml")
 CUSTOM_PLOTS = ("oracle_curve", "time_to_target", "target_time_table")
 
 
@@ -443,3 +444,32 @@ def test_tuning_cli_one_file_per_dataset(tmp_path, bench):
         config = check_run_config(path, bench)
         chosen.add(config["solver"][0])
     assert len(chosen) == 2  # the best setting differs per data set
+
+
+def test_across_datasets_picks_the_most_robust_setting(tmp_path, bench):
+    # final validation losses: s1 best on A, s3 best on B, s2 close to the
+    # best on both (worst ratios 3.0, 1.05, 5.0)
+    finals = {"A": {0.1: 0.2, 0.3: 0.21, 1.0: 1.0},
+              "B": {0.1: 0.9, 0.3: 0.31, 1.0: 0.3}}
+    records = []
+    for data, scores in finals.items():
+        name = SIMULATED.replace("cond=10.0", "cond=5.0") if data == "B" \
+            else SIMULATED
+        for step, score in scores.items():
+            for k, value in enumerate([2.0, score]):
+                records.append(dict(
+                    dataset_name=name, objective_name="Bilevel Optimization",
+                    solver_name=_soba(step, 0.1), idx_rep=0, stop_val=k,
+                    time=0.1 * k, objective_value=value))
+    df = pd.DataFrame(records)
+    _, table = select_best(df, "objective_value")
+    chosen = select_across(table, maximize=False)
+    assert split_name(chosen.solver_name[0])[1]["step_size"] == 0.3
+    assert chosen.score[0] == pytest.approx(0.21 / 0.2)
+    parquet, out = tmp_path / "grid.parquet", tmp_path / "defaults.yml"
+    df.to_parquet(parquet)
+    assert tuning_main([str(parquet), "--metric", "objective_value",
+                        "--across-datasets", "--out", str(out)]) == 0
+    config = check_run_config(out, bench)
+    assert len(config["dataset"]) == 2 and len(config["solver"]) == 1
+    assert "step_size=0.3" in config["solver"][0]

@@ -42,6 +42,13 @@ file is written per data set: ``<out stem>_<dataset>.yml`` (``_<n>`` added
 when two data set configurations share a name); ``--dataset NAME`` keeps
 only the data sets of that name. ``--n-repetitions``, ``--max-runs`` and
 ``--timeout`` are copied into the config when given.
+
+``--across-datasets``: one setting per solver for ALL the data sets of the
+grid (how the solvers' defaults are chosen): a setting's score on a data
+set is divided by the best score there (inverted for a maximized metric),
+so 1 is the best and 1.3 is 30 % worse, and the setting whose worst ratio
+over the data sets is smallest wins (a setting missing on a data set, or
+diverged there, has an infinite ratio). One config lists every data set.
 """
 import argparse
 import math
@@ -51,6 +58,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from benchmark_utils.analysis.results import (
@@ -191,6 +199,60 @@ def select_best(df, metric, maximize=None, reduce="final"):
     return best, table.reset_index(drop=True)
 
 
+def select_across(table, maximize):
+    """The setting of each solver whose worst ratio to the best score, over
+    the data sets of ``table`` (:func:`select_best`'s), is smallest.
+
+    Returns a DataFrame, one row per solver: ``solver``, ``solver_name``
+    (the chosen setting, without the data set), ``score`` (its worst
+    ratio, >= 1) and ``n_runs`` (its runs over all data sets).
+    """
+    table = table.copy()
+    best = table.groupby(["dataset_name", "solver"])["score"].transform(
+        "max" if maximize else "min")
+    ratio = best / table["score"] if maximize else table["score"] / best
+    table["ratio"] = ratio.where(np.isfinite(ratio) & (ratio > 0), math.inf)
+    n_datasets = table["dataset_name"].nunique()
+    rows = []
+    for (solver, name), group in table.groupby(["solver", "solver_name"],
+                                               sort=True):
+        worst = (group["ratio"].max() if len(group) == n_datasets
+                 else math.inf)
+        rows.append(dict(solver=solver, solver_name=name, score=worst,
+                         n_runs=int(group["n_runs"].sum())))
+    joint = pd.DataFrame(rows).sort_values(["solver", "score", "solver_name"],
+                                           kind="stable")
+    return joint.groupby("solver", sort=True).head(1).reset_index(drop=True)
+
+
+def render_across(dataset_names, chosen, *, source, metric, maximize,
+                  reduce, grid=None, commit=None):
+    """The run config of :func:`select_across`'s choice."""
+    direction = "maximized" if maximize else "minimized"
+    lines = ["# Settings for every data set, selected by "
+             "benchmark_utils.analysis.tuning --across-datasets",
+             f"#   from: {source}"]
+    if grid is not None:
+        lines.append(f"#   grid: {grid}")
+    if commit is not None:
+        lines.append(f"#   commit: {commit}")
+    lines.append(f"#   rule: median over repetitions of the {reduce} value "
+                 f"of {metric} ({direction}), divided by the best on each "
+                 "data set; the smallest worst ratio over the data sets "
+                 "wins.")
+    for row in chosen.itertuples(index=False):
+        lines.append(f"#   {row.solver}: worst ratio {row.score:.4g}")
+    lines.append("dataset:")
+    for name in dataset_names:
+        lines.append(f'  - "{format_name(*split_name(name))}"')
+    lines.append("solver:")
+    for row in chosen.itertuples(index=False):
+        lines.append(f'  - "{format_name(*split_name(row.solver_name))}"')
+    text = "\n".join(lines) + "\n"
+    yaml.safe_load(text)
+    return text
+
+
 # Writing the config
 
 def _safe(text):
@@ -274,7 +336,8 @@ def current_commit():
 
 
 def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
-         source="<dataframe>", run_options=None, grid=None, commit=None):
+         source="<dataframe>", run_options=None, grid=None, commit=None,
+         across=False):
     """Select the best settings of ``df`` and write the config(s).
 
     Returns ``{dataset_name: path}`` of the files written.
@@ -293,6 +356,14 @@ def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
         raise TuningError("the result table is empty")
     best, table = select_best(df, metric, maximize, reduce)
     dataset_names = sorted(best["dataset_name"].unique())
+    if across:
+        text = render_across(
+            dataset_names, select_across(table, maximize), source=source,
+            metric=metric, maximize=maximize, reduce=reduce, grid=grid,
+            commit=commit)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+        return {name: Path(out) for name in dataset_names}
     paths = output_paths(out, dataset_names)
     for name, path in paths.items():
         text = render_config(
@@ -330,6 +401,10 @@ def _parser():
                         help="the grid run config that produced the "
                              "parquet, recorded in the header with its "
                              "budget")
+    parser.add_argument("--across-datasets", action="store_true",
+                        help="one setting per solver for all the data sets "
+                             "(smallest worst ratio to each data set's "
+                             "best score)")
     parser.add_argument("--dataset", default=None,
                         help="keep only the data sets of this name")
     parser.add_argument("--n-repetitions", type=int, default=None)
@@ -350,7 +425,8 @@ def main(argv=None):
                      source=str(args.parquet), run_options=run_options,
                      grid=(grid_description(args.grid) if args.grid
                            else None),
-                     commit=current_commit())
+                     commit=current_commit(),
+                     across=args.across_datasets)
     except (TuningError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
