@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the runs, figures and tables of docs/RESULTS.md, offline:
 #   BENCHOPT_DATA_HOME=/path/to/data bash benchmarks/results.sh
-# About 75 minutes on 2 CPU cores (two runs at a time, one thread each).
+# About two hours on 2 CPU cores (two runs at a time, one thread each),
+# most of it the 20newsgroups runs.
 # Needs fashion-mnist/, ijcnn1/ and 20newsgroups/ in BENCHOPT_DATA_HOME
 # (MNIST runs on its embedded source). Every run ignores benchopt's cache,
 # so that the numbers come from the code and data as they are.

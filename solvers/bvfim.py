@@ -41,10 +41,11 @@ paper's text):
   deterministic method (g_star is then computed once per iteration).
 - s1 = s2 = step_size; alpha = outer_ratio * step_size; T_z = T_y =
   n_inner_steps; z and y warm-started; y0 = z0 = inner_var0.
-- Defaults: step_size 0.1, outer_ratio 0.1, T = 10, mu1 = mu2 = theta =
-  0.1, tau 0.05, decay 1, tau_decay 0.2, barrier_floor 3e-3, chosen on the
-  simulated problem (full batch, relative ||grad h||); tau 0.1, floor 1e-3
-  or outer_ratio >= 0.3 diverge there.
+- Defaults: T = 10, mu1 = mu2 = theta = 0.1, tau 0.05, decay 1, tau_decay
+  0.2, barrier_floor 3e-3, chosen on the simulated problem (full batch,
+  relative ||grad h||; tau 0.1 or floor 1e-3 diverge there); step_size 0.1
+  and outer_ratio 0.1, chosen on the validation loss by
+  ``experiments/grid_defaults.yml``.
 
 Oracle calls per iteration: T gradients (z) + 2 T gradients (y: grad_y g,
 grad_y f) + 3 gradients (x), plus function values g_i (not counted as

@@ -56,8 +56,8 @@ class Solver(StochasticBilevelSolver):
 
     name = "FSLA"
     parameters = {
-        "step_size": [1.0],     # tau
-        "outer_ratio": [0.1],   # alpha / tau
+        "step_size": [0.3],     # tau
+        "outer_ratio": [1.0],   # alpha / tau
         "hia_step": [None],     # beta; None: beta = tau
         "momentum": [0.5],      # eta
         "schedule": ["sqrt"],   # or "constant"

@@ -33,8 +33,8 @@ class Solver(StochasticBilevelSolver):
 
     name = "SOBA"
     parameters = {
-        "step_size": [0.1],    # rho
-        "outer_ratio": [0.1],  # gamma / rho
+        "step_size": [0.03],    # rho
+        "outer_ratio": [0.3],  # gamma / rho
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}

@@ -79,7 +79,7 @@ FULL_BATCH = [
     # tau_k = 0.05 / k^0.1 decays slowly, so that the weight stays large
     ("BVFIM", dict(tau_decay=0.1, outer_ratio=0.04), 4000, bvfim_bias),
     # lambda doubles every 100 iterations up to lmbda_max = 1000
-    ("MinimaxOPT", dict(step_size=0.5), 3000,
+    ("MinimaxOPT", dict(step_size=0.5, outer_ratio=0.3), 3000,
      lambda p, s: penalty_bias(p.cond, 1e3)),
 ]
 
@@ -104,21 +104,22 @@ def test_full_batch_reaches_stationarity(instance, make_solver, name,
     assert relative_hypergrad(instance, solver) <= bound
 
 
-#: solver name, minibatch parameters, iterations, largest final gap ratio
+#: solver name, minibatch parameters (spelled out, so that the test does not
+#: move with the defaults), iterations, largest final gap ratio
 MINIBATCH = [
     ("SOBA", dict(step_size=0.05, outer_ratio=0.1), 2000, 0.2),
-    ("SABA", dict(), 500, 0.1),
-    ("FSLA", dict(), 500, 0.2),
-    ("StocBiO", dict(step_size=0.5), 150, 0.2),
+    ("SABA", dict(step_size=0.1, outer_ratio=0.3), 500, 0.1),
+    ("FSLA", dict(step_size=1.0, outer_ratio=0.1), 500, 0.2),
+    ("StocBiO", dict(step_size=0.5, outer_ratio=0.1), 150, 0.2),
     # fixed lambda = 2, alpha = 0.01, gamma = 0.1, beta = 0.02
     ("F2SA", dict(step_size=0.01, inner_ratio=10.0, outer_ratio=2.0,
                   lmbda0=2.0, delta_lmbda=0.0, schedule="constant"),
      200, 0.5),
-    ("F2SA-Adam", dict(step_size=0.03), 300, 0.5),
+    ("F2SA-Adam", dict(step_size=0.03, outer_ratio=1.0), 300, 0.5),
     # a larger floor and tau keep the barrier weight tau_k / floor, and so
     # the noise of weight * (grad_x g(y) - grad_x g(z)), small
     ("BVFIM", dict(barrier_floor=3e-2, tau=0.1, outer_ratio=0.1), 500, 0.2),
-    ("MinimaxOPT", dict(step_size=0.1), 500, 0.5),
+    ("MinimaxOPT", dict(step_size=0.1, outer_ratio=0.3), 500, 0.5),
 ]
 
 
