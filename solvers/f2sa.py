@@ -36,7 +36,7 @@ Choices the papers leave open:
   of Table 3's 0.1, with which F2SA diverges on the simulated problem
   within ~100 iterations: lambda_k grows like delta k^(6/7) while z's step
   does not, and the x step amplifies z's tracking error by
-  beta_k lambda_k ||J||^2; outer_ratio 3, chosen on the validation loss by
+  beta_k lambda_k ||J||^2; outer_ratio 0.3, chosen on the validation loss by
   ``experiments/grid_defaults.yml``. lambda still grows without bound: for
   long runs use ``delta_lmbda=0`` or ``schedule="constant"``.
 
@@ -65,7 +65,7 @@ class Solver(StochasticBilevelSolver):
     parameters = {
         "step_size": [0.1],       # alpha
         "inner_ratio": [1.0],     # gamma / alpha
-        "outer_ratio": [3.0],    # beta / alpha
+        "outer_ratio": [0.3],    # beta / alpha
         "lmbda0": [1.0],
         "delta_lmbda": [0.001],   # delta
         "n_inner_steps": [10],    # T
