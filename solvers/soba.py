@@ -33,7 +33,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "SOBA"
     parameters = {
-        "step_size": [0.03],    # rho
+        "step_size": [0.03],   # rho
         "outer_ratio": [0.3],  # gamma / rho
         **COMMON_PARAMETERS,
     }
