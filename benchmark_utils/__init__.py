@@ -10,9 +10,12 @@ Foundations (used by every layer)
     ``validation``   parameter checks that raise clear ``ValueError``\\ s
     ``batches``      the minibatch convention (index tensors, contiguous
                      blocks read as views) and the samplers that draw them
+    ``provenance``   digests of this package and of the data files, added
+                     to benchopt's cache key
 
 ``data/``: files and loaders
-    ``files``        data folder, missing-file errors, atomic downloads
+    ``files``        data and cache folders, missing-file and content
+                     errors, atomic downloads
     ``idx``          MNIST / FashionMNIST IDX files, embedded MNIST
     ``svmlight``     svmlight files and ijcnn1
     ``news20``       the 20newsgroups archive and its vectorization
@@ -30,6 +33,7 @@ Foundations (used by every layer)
 ``solver/``: what solver files are built from
     ``base``         ``StochasticBilevelSolver``: benchopt's callback loop,
                      samplers, seeding, divergence; ``COMMON_PARAMETERS``
+    ``stopping``     benchopt's stopping criterion, keeping diverged runs
     ``counting``     oracle accounting (``oracle_calls``, ``epochs``)
     ``schedules``    step-size schedules
     ``optimizers``   SGD, heavy-ball momentum and Adam update rules
@@ -37,7 +41,7 @@ Foundations (used by every layer)
     ``penalty``      directions of the penalty / value-function methods
 
 ``analysis/``: reading results
-    ``results``      time to target, median curves, option lists
+    ``results``      time to target, median curves, how runs ended
     ``plots``        what the custom plots of ``plots/`` share
     ``tuning``       the validation-only tuning CLI
 """

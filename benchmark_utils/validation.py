@@ -1,18 +1,29 @@
 """Parameter checks shared by datasets and solvers: clear ValueErrors."""
+import math
 import numbers
 
 import torch
 
 
 def check_positive(value, name, allow_zero=False):
-    """A real number > 0 (or >= 0 with ``allow_zero``)."""
+    """A finite real number > 0 (or >= 0 with ``allow_zero``)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
-        ok = value >= 0 if allow_zero else value > 0
+        ok = math.isfinite(value) and (value >= 0 if allow_zero
+                                       else value > 0)
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+        raise ValueError(f"{name} must be a finite number {bound}, got "
+                         f"{value!r}.")
     return value
+
+
+def check_finite(value, name):
+    """A finite real number (any sign), returned as a float."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    return float(value)
 
 
 def check_positive_int(value, name, allow_zero=False):

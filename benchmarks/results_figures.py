@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from benchmark_utils.analysis.results import (  # noqa: E402
     infer_maximize,
     metric_column,
+    solver_labels,
 )
 
 LABELS = {
@@ -55,12 +56,6 @@ def slug(name):
     return re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_")
 
 
-def short(solver):
-    """'SABA[batch_size=64,...]' -> 'SABA' (the settings of a run config
-    are the same for a solver across repetitions)."""
-    return solver.split("[", 1)[0]
-
-
 def curves_on_grid(runs, metric, grid):
     """Array (n_runs, len(grid)): each run's last logged value at or
     before each grid time (its first value before it starts)."""
@@ -79,6 +74,7 @@ def draw(ax, df, metric):
     t_max = float(df["time"].max())
     t_min = max(float(df.loc[df["time"] > 0, "time"].min()), 1e-4)
     grid = np.geomspace(t_min, t_max, 200)
+    labels = solver_labels(df["solver_name"].unique())
     for solver, runs in df.groupby("solver_name", sort=True):
         if not runs[metric].notna().any():
             continue
@@ -89,7 +85,7 @@ def draw(ax, df, metric):
             median = np.nanmedian(values, axis=0)
             low = np.nanquantile(values, 0.25, axis=0)
             high = np.nanquantile(values, 0.75, axis=0)
-        name = short(solver)
+        name = labels[solver]
         style = dict(linestyle="--", color="black") if name == BASELINE \
             else {}
         line, = ax.plot(grid, median, label=name, **style)

@@ -21,6 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark_utils.analysis.results import (  # noqa: E402
+    solver_labels,
     summarize_time_to_target,
     time_to_target,
 )
@@ -81,9 +82,10 @@ def table(df, loss_factor, accuracy_margin):
         times[metric] = reach(df, metric, target)
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
+    labels = solver_labels(final["solver_name"].unique())
     for solver, runs in final.groupby("solver_name", sort=True):
         loss = runs["objective_value"]
-        row = [solver.split("[")[0],
+        row = [labels[solver],
                f"{fmt(loss.median())} ({fmt(loss.min())} - "
                f"{fmt(loss.max())})",
                fmt(runs["objective_test_accuracy"].median(), 3)]

@@ -4,6 +4,7 @@ from benchopt import BaseDataset
 from benchmark_utils.data.idx import (
     FASHION_MNIST_KEY,
     download_idx,
+    idx_files,
     load_fashion_mnist,
 )
 from benchmark_utils.problems.hyper_cleaning import (
@@ -12,16 +13,20 @@ from benchmark_utils.problems.hyper_cleaning import (
     dataset_problem,
     split_pool,
 )
+from benchmark_utils.provenance import KeyedOnDataFiles
 
 
-class Dataset(BaseDataset):
+class Dataset(KeyedOnDataFiles, BaseDataset):
     """FashionMNIST data hyper-cleaning
     (``benchmark_utils/problems/hyper_cleaning.py``).
 
     Files: the four upstream IDX files (``train-images-idx3-ubyte.gz``, ...)
     in ``<data_home>/fashion-mnist/``, else in Debian's
-    ``/usr/share/datasets/fashion-mnist/``; ``prepare()`` downloads them from
-    FashionMNIST's host when neither holds them.
+    ``/usr/share/datasets/fashion-mnist/``; ``prepare()`` (``benchopt
+    prepare . -d fashion_mnist``; a run downloads nothing) downloads them
+    from FashionMNIST's host when neither holds them. Loading refuses files
+    that differ from the known facts (60000 / 10000 images of 28x28, labels
+    0..9 with all 10 classes present), naming the file.
 
     Train (``n_train``) and validation (``n_val``) images are disjoint seeded
     (``random_state``) draws from the official 60000 training images; test =
@@ -38,6 +43,9 @@ class Dataset(BaseDataset):
     parameters = dict(DATASET_PARAMETERS)
     test_parameters = {"n_train": [500], "n_val": [200]}
     prepare_cache_ignore = "all"
+
+    def data_files(self):
+        return idx_files(FASHION_MNIST_KEY)
 
     def prepare(self):
         download_idx(FASHION_MNIST_KEY)

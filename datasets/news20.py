@@ -1,11 +1,16 @@
 import numpy as np
 from benchopt import BaseDataset
 
-from benchmark_utils.data.news20 import download_news20, load_news20
+from benchmark_utils.data.news20 import (
+    download_news20,
+    load_news20,
+    news20_files,
+)
 from benchmark_utils.problems.regularization import (
     PENALTIES,
     RegularizationProblem,
 )
+from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.validation import (
     check_choice,
     check_device,
@@ -24,14 +29,17 @@ def train_val_indices(n_samples, random_state=0):
     return perm[:half], perm[half:]
 
 
-class Dataset(BaseDataset):
+class Dataset(KeyedOnDataFiles, BaseDataset):
     """20newsgroups ("bydate"), regularization selection (the setup of
     MinimaxOPT's paper, Wang et al. 2023).
 
     The archive ``<data_home>/20newsgroups/20news-bydate.tar.gz`` (downloaded
-    by ``prepare()`` when missing) is vectorized like scikit-learn's
-    ``fetch_20newsgroups_vectorized``: token counts fit on the 11314 training
-    posts (130108 features for this copy), rows L2-normalized, kept sparse.
+    by ``prepare()``, ``benchopt prepare . -d 20newsgroups``, when missing; a
+    run downloads nothing) must hold the 20 standard groups in both splits
+    and 11314 / 7532 posts, else it is refused with an error naming it. It
+    is vectorized like scikit-learn's ``fetch_20newsgroups_vectorized``:
+    token counts fit on the 11314 training posts (130108 features for this
+    copy), rows L2-normalized, kept sparse.
     The training posts are split half / half (seeded by ``random_state``)
     into train (5657) and validation (5657); test = the 7532 bydate test
     posts; 20 classes, multinomial logistic regression without bias.
@@ -68,9 +76,12 @@ class Dataset(BaseDataset):
     test_parameters = {"penalty": ["feature"], "value_function": [False]}
     prepare_cache_ignore = "all"
 
+    def data_files(self):
+        return news20_files()
+
     def prepare(self):
         download_news20()
-        load_news20()  # builds the vectorized cache
+        load_news20()  # builds the vectorized cache (in the cache folder)
 
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)

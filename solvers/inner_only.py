@@ -10,10 +10,9 @@ Each iteration is one warm-started Newton-CG step of the full-batch inner
 solve ``solve_inner`` (``benchmark_utils/problems/implicit.py``) at x0, so
 the curve reaches y*(x0) in a few iterations and then stays flat.
 """
-from benchopt.stopping_criterion import SufficientProgressCriterion
-
 from benchmark_utils.problems.implicit import solve_inner
 from benchmark_utils.solver.base import State, StochasticBilevelSolver
+from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import check_choice
 
 
@@ -25,8 +24,8 @@ class Solver(StochasticBilevelSolver):
     # y*(x0) is reached in a few iterations, after which nothing changes:
     # stop after 3 logged points without progress, not the stochastic
     # solvers' 50
-    stopping_criterion = SufficientProgressCriterion(patience=3,
-                                                     strategy="callback")
+    stopping_criterion = KeepDivergedCriterion(patience=3,
+                                               strategy="callback")
     parameters = {
         "batch_size": ["full"],
         "eval_freq": [1],

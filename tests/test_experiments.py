@@ -28,6 +28,7 @@ import yaml
 from benchmark_utils.analysis.results import (
     censored_quantile,
     median_curve,
+    solver_labels,
     summarize_time_to_target,
     time_to_target,
 )
@@ -308,6 +309,16 @@ def test_time_to_target_minimized_metric_and_errors():
     assert runs["to_target"].tolist() == [2.0]
     with pytest.raises(KeyError, match="objective_suboptimality"):
         time_to_target(df, 0.8, "objective_test_accuracy")
+
+
+def test_solver_labels_name_only_what_differs():
+    names = ["SOBA[batch_size=64,step_size=0.1]",
+             "BVFIM[batch_size=64,mu1=0.1,step_size=0.03]",
+             "BVFIM[batch_size=full,mu1=0.1,step_size=0.03]",
+             "Inner-Only"]
+    assert solver_labels(names) == {
+        names[0]: "SOBA", names[1]: "BVFIM[batch_size=64]",
+        names[2]: "BVFIM[batch_size=full]", "Inner-Only": "Inner-Only"}
 
 
 def test_censored_quantile():

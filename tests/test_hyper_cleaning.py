@@ -1,5 +1,6 @@
 """Data hyper-cleaning: closed-form oracles, corruption, metrics, datasets."""
 import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -249,6 +250,9 @@ def test_bad_parameters():
         small_problem(reg=0)
     with pytest.raises(ValueError, match="ratio"):
         small_problem(ratio=1.5)
+    for outer_init in (math.nan, -math.inf, "abc"):
+        with pytest.raises(ValueError, match="outer_init.*finite"):
+            small_problem(outer_init=outer_init)
     with pytest.raises(ValueError, match="labels"):
         HyperCleaningProblem(np.eye(2), [0, 5], np.eye(2), [0, 1],
                              n_classes=3)

@@ -107,9 +107,10 @@ def test_wrong_magic(tmp_path, arrays, gz):
 
 @pytest.fixture
 def small_shapes(monkeypatch):
-    """Shrink the expected shapes so tests can write complete fake sets."""
-    shapes = {"train_images": (6, 2, 2), "train_labels": (6,),
-              "test_images": (4, 2, 2), "test_labels": (4,)}
+    """Shrink the expected shapes so tests can write complete fake sets
+    (with at least 10 labels, so that every class can be present)."""
+    shapes = {"train_images": (12, 2, 2), "train_labels": (12,),
+              "test_images": (10, 2, 2), "test_labels": (10,)}
     monkeypatch.setattr(idx_mod, "IDX_SHAPES", shapes)
     return shapes
 
@@ -118,7 +119,10 @@ def write_set(folder, shapes, corrupt=None):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     for kind, name in IDX_FILES.items():
-        arr = rng.integers(0, 10, size=shapes[kind], dtype=np.uint8)
+        if kind.endswith("labels"):  # every class present
+            arr = rng.permutation(np.arange(shapes[kind][0]) % 10)
+        else:
+            arr = rng.integers(0, 256, size=shapes[kind], dtype=np.uint8)
         data = idx_bytes(arr)
         if kind == corrupt:
             data = data[:-1]
@@ -134,7 +138,7 @@ def test_download_checks_and_is_atomic(tmp_path, small_shapes, monkeypatch):
     for name in IDX_FILES.values():
         assert (folder / name).read_bytes() == (server / name).read_bytes()
     X, y, Xt, yt = idx_mod.load_idx_dataset("mnist")
-    assert X.shape == (6, 4) and yt.shape == (4,) and y.dtype == np.int64
+    assert X.shape == (12, 4) and yt.shape == (10,) and y.dtype == np.int64
     # present files are not downloaded again
     assert download_idx("mnist", url="file:///nonexistent/") == folder
 

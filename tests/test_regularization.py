@@ -196,6 +196,9 @@ def test_invalid_arguments():
         RegularizationProblem(X, y, Xv[:, :4], yv)
     with pytest.raises(ValueError, match="at least 2"):
         RegularizationProblem(X, np.zeros(len(y)), Xv, yv * 0)
+    for outer_init in (math.nan, math.inf, "abc", None):
+        with pytest.raises(ValueError, match="outer_init.*finite"):
+            RegularizationProblem(X, y, Xv, yv, outer_init=outer_init)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

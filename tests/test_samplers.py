@@ -33,6 +33,16 @@ def test_full_batch():
     assert BatchSampler(10, "full", gen(0))() is None
 
 
+@pytest.mark.parametrize("sampling", ["shuffle", "blocks"])
+def test_batch_larger_than_the_data_is_the_full_batch(sampling):
+    # documented in the README: batch_size >= n_samples means "full"
+    for batch_size in (10, 64):
+        sampler = BatchSampler(10, batch_size, gen(0), sampling=sampling)
+        assert sampler() is None
+        partition = BatchPartition(10, batch_size, gen(0), sampling=sampling)
+        assert len(partition.batches) == 1
+
+
 def test_same_seed_same_sequence_different_seeds_differ():
     def draws(seed):
         sampler = BatchSampler(100, 8, gen(seed))

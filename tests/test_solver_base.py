@@ -32,9 +32,10 @@ def test_run_stops_when_iterate_is_not_finite(quadratic):
         calls.append(solver.get_result())
         return len(calls) < 100
     solver.run(callback)
-    # one block of eval_freq steps after the initial callback, then stop
-    # (benchopt logs the final, non-finite point after run returns)
-    assert len(calls) == 1 and solver.n_iter == 50
+    # the initial callback, one block of eval_freq steps, then one more call
+    # that logs the non-finite point before stopping
+    assert len(calls) == 2 and solver.n_iter == 50
+    assert not torch.isfinite(calls[-1]["outer_var"]).all()
     assert not torch.isfinite(solver.get_result()["outer_var"]).all()
 
 

@@ -53,6 +53,8 @@ def test_neumann_uses_fresh_batch_per_term(quadratic, make_solver):
 @pytest.mark.parametrize("params, name", [
     (dict(step_size=-0.1), "step_size"),
     (dict(outer_ratio=0), "outer_ratio"),
+    (dict(step_size=float("inf")), "step_size"),
+    (dict(step_size=float("nan")), "step_size"),
     (dict(n_inner_steps=-1), "n_inner_steps"),
     (dict(n_inner_steps=0), "n_inner_steps"),  # y would never move
     (dict(n_neumann_steps=1.5), "n_neumann_steps"),

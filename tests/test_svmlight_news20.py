@@ -111,6 +111,24 @@ POSTS = {
 }
 
 
+@pytest.fixture
+def small_facts(monkeypatch):
+    """The known facts (groups, posts per split) of the POSTS archive, in
+    place of the real data set's."""
+    monkeypatch.setattr(news20, "NEWS20_GROUPS", tuple(POSTS["train"]))
+    monkeypatch.setattr(news20, "NEWS20_POSTS", {
+        split: sum(map(len, groups.values()))
+        for split, groups in POSTS.items()})
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """The cache folder of derived data, redirected to tmp."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("BILEVEL_CACHE_DIR", str(folder))
+    return folder / news20.NEWS20_KEY
+
+
 def _write_archive(path, posts=POSTS):
     with tarfile.open(path, "w:gz") as tar:
         for split, groups in posts.items():
@@ -136,7 +154,7 @@ def _expected(split):
     return texts, np.array(labels)
 
 
-def test_read_archive_order_and_labels(tmp_path):
+def test_read_archive_order_and_labels(tmp_path, small_facts):
     posts = news20.read_archive(_write_archive(tmp_path / "a.tar.gz"))
     assert posts["target_names"] == ["rec.autos", "sci.space"]
     for split in ("train", "test"):
@@ -149,7 +167,7 @@ def test_read_archive_order_and_labels(tmp_path):
     assert posts["train"][0][3].startswith("rocket")
 
 
-def test_vectorized_equals_sklearn(tmp_path):
+def test_vectorized_equals_sklearn(tmp_path, small_facts, cache_dir):
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.preprocessing import normalize
     folder = tmp_path / "20newsgroups"
@@ -169,13 +187,14 @@ def test_vectorized_equals_sklearn(tmp_path):
     np.testing.assert_allclose(np.asarray((X.multiply(X)).sum(1)).ravel(), 1)
 
 
-def test_cache_written_then_used(tmp_path):
+def test_cache_written_then_used(tmp_path, small_facts, cache_dir):
     folder = tmp_path / "20newsgroups"
     folder.mkdir()
     _write_archive(folder / news20.ARCHIVE_NAME)
     first = news20.load_news20(folder)
-    caches = list(folder.glob("*.npz"))
+    caches = list(cache_dir.glob("*.npz"))
     assert len(caches) == 1
+    assert [p.name for p in folder.iterdir()] == [news20.ARCHIVE_NAME]
     # The cache is what the second load reads: alter it and see it.
     with np.load(caches[0]) as z:
         arrays = dict(z)
@@ -187,20 +206,26 @@ def test_cache_written_then_used(tmp_path):
     assert (second[0] != first[0]).nnz == 0
     # A new archive (new md5) is vectorized again.
     posts = {s: dict(g) for s, g in POSTS.items()}
-    posts["train"] = dict(POSTS["train"], **{"sci.space": {"1": "new"}})
+    posts["train"] = dict(POSTS["train"], **{"sci.space": {
+        doc: "novel vocabulary\n" for doc in POSTS["train"]["sci.space"]}})
     _write_archive(folder / news20.ARCHIVE_NAME, posts)
     third = news20.load_news20(folder)
-    assert third[0].shape[0] == 3 and len(list(folder.glob("*.npz"))) == 2
+    assert third[0].shape[1] != first[0].shape[1]
+    assert len(list(cache_dir.glob("*.npz"))) == 2
+    assert [p.name for p in folder.iterdir()] == [news20.ARCHIVE_NAME]
 
 
-def test_cache_falls_back_when_folder_read_only(tmp_path, monkeypatch):
+def test_cache_in_user_cache_folder(tmp_path, monkeypatch, small_facts):
+    """Without BILEVEL_CACHE_DIR the cache goes to the XDG cache folder,
+    whatever the data folder's permissions (here read-only)."""
     folder = tmp_path / "ro" / "20newsgroups"
     folder.mkdir(parents=True)
     _write_archive(folder / news20.ARCHIVE_NAME)
+    monkeypatch.delenv("BILEVEL_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder.chmod(0o555)
     try:
-        cache_folder = news20.default_cache_folder(folder)
+        cache_folder = news20.default_cache_folder()
         assert cache_folder == (tmp_path / "cache" / "bilevel-benchmark"
                                 / "20newsgroups")
         news20.load_news20(folder)
@@ -225,7 +250,7 @@ def test_truncated_or_incomplete_archive(tmp_path):
         news20.load_news20(tmp_path / "missing")
 
 
-def test_download_news20_checks_before_moving(tmp_path):
+def test_download_news20_checks_before_moving(tmp_path, small_facts):
     archive = _write_archive(tmp_path / "upstream.tar.gz")
     dest = tmp_path / "data"
     with pytest.raises(DataFileError, match="sha256"):

@@ -264,3 +264,57 @@ def format_seconds(value):
     if not math.isfinite(value):
         return "not reached"
     return f"{value:.3g}"
+
+
+def run_status(df, metric="objective_value"):
+    """One row per run: whether it diverged, where, and its last finite
+    value.
+
+    A run *diverged* when its last logged ``metric`` is not finite (the
+    objective reports ``value = inf`` for a non-finite iterate, and the
+    runs stop there: ``benchmark_utils/solver/stopping.py``). Columns: the
+    run columns, ``diverged``, ``time`` and ``n_iter`` of the last point
+    (NaN ``n_iter`` if not reported) and ``last_finite`` (the last finite
+    value of ``metric``, NaN if none).
+    """
+    _check_columns(df, [metric])
+    rows = []
+    for key, run in _sorted_runs(df).groupby(_run_columns(df), sort=False):
+        values = run[metric].astype(float).to_numpy()
+        finite = values[np.isfinite(values)]
+        last = run.iloc[-1]
+        rows.append(dict(
+            zip(_run_columns(df), key),
+            diverged=not math.isfinite(values[-1]),
+            time=float(last["time"]),
+            n_iter=float(last.get("objective_n_iter", math.nan)),
+            last_finite=float(finite[-1]) if finite.size else math.nan,
+        ))
+    return pd.DataFrame(rows)
+
+
+def _split_name(name):
+    """'SOBA[a=1,b=2]' -> ('SOBA', {'a': '1', 'b': '2'})."""
+    if "[" not in name:
+        return name, {}
+    base, params = name[:-1].split("[", 1)
+    pairs = (p.split("=", 1) for p in params.split(",") if "=" in p)
+    return base, dict(pairs)
+
+
+def solver_labels(names):
+    """``{name: label}``: a solver's base name when it is the only setting
+    of that solver, else the base name and the parameters in which its
+    settings differ ('BVFIM[batch_size=64]')."""
+    parsed = {name: _split_name(name) for name in names}
+    labels = {}
+    for name, (base, params) in parsed.items():
+        same = [p for b, p in parsed.values() if b == base]
+        if len(same) == 1:
+            labels[name] = base
+            continue
+        keys = sorted(k for k in set().union(*same)
+                      if len({p.get(k) for p in same}) > 1)
+        labels[name] = base + "[" + ",".join(
+            f"{k}={params.get(k)}" for k in keys) + "]"
+    return labels

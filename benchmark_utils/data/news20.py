@@ -16,24 +16,39 @@ applied to the test posts, then every row L2-normalized. (scikit-learn stores
 the counts as int16; we use int32, which only differs if a word appeared
 more than 32767 times in one post.) This copy gives 130108 features.
 
-Cache: the token counts are saved as ``.npz`` (``atomic_save``) next to the
-archive when that folder is writable (it has a write permission bit: a
-folder marked read-only is left alone, even by root), else in
-``$XDG_CACHE_HOME/bilevel-benchmark/20newsgroups`` (``~/.cache/...`` by
-default). The cache file name holds the archive's md5, so a new archive is
-vectorized again.
+Known facts, checked on every load and download (:func:`check_posts`): the
+20 standard groups (:data:`NEWS20_GROUPS`), the same in train and test, and
+11314 train / 7532 test posts (:data:`NEWS20_POSTS`). An archive that
+differs (a group or a post missing, an extra group) raises
+:class:`DataContentError` naming the file and what differs, instead of
+loading as a 19- or 21-class problem.
+
+Cache: the token counts are saved as ``.npz`` (``atomic_save``: nothing
+half-written stays after a failure) in the cache folder
+:func:`benchmark_utils.data.files.cache_folder` ``("20newsgroups")``:
+``$BILEVEL_CACHE_DIR/20newsgroups``, by default
+``$XDG_CACHE_HOME/bilevel-benchmark/20newsgroups`` (``~/.cache/...``), never
+next to the archive (the data folder is only read). The cache file name
+holds the archive's md5, so a changed archive is read and vectorized again;
+a cache that does not match the known facts is rebuilt.
 """
 import hashlib
-import os
-import stat
 import tarfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from benchmark_utils.data.files import (DataFileError, atomic_save, data_folder,
-                                  download, md5sum, require_file)
+from benchmark_utils.data import files
+from benchmark_utils.data.files import (
+    DataContentError,
+    DataFileError,
+    atomic_save,
+    data_folder,
+    download,
+    md5sum,
+    require_file,
+)
 
 NEWS20_KEY = "20newsgroups"
 ARCHIVE_NAME = "20news-bydate.tar.gz"
@@ -42,6 +57,17 @@ ARCHIVE_URL = "https://ndownloader.figshare.com/files/5975967"
 ARCHIVE_SHA256 = ("8f1b2514ca22a5ade8fbb9cfa5727df95fa587f4"
                   "c87b786e15c759fa66d95610")
 SPLIT_FOLDERS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
+#: The groups of the bydate archive, the same in both splits.
+NEWS20_GROUPS = (
+    "alt.atheism", "comp.graphics", "comp.os.ms-windows.misc",
+    "comp.sys.ibm.pc.hardware", "comp.sys.mac.hardware", "comp.windows.x",
+    "misc.forsale", "rec.autos", "rec.motorcycles", "rec.sport.baseball",
+    "rec.sport.hockey", "sci.crypt", "sci.electronics", "sci.med",
+    "sci.space", "soc.religion.christian", "talk.politics.guns",
+    "talk.politics.mideast", "talk.politics.misc", "talk.religion.misc",
+)
+#: Number of posts of each split.
+NEWS20_POSTS = {"train": 11314, "test": 7532}
 CACHE_VERSION = 1
 
 
@@ -53,8 +79,42 @@ def _corrupt(path, detail):
     )
 
 
-def read_archive(path):
-    """Read the posts of a bydate archive.
+def _in_folder(path):
+    path = Path(path)
+    return f"Data file '{path.name}' in folder '{path.parent}'"
+
+
+def _group_difference(groups):
+    """What ``groups`` lack and hold beyond NEWS20_GROUPS, in words; empty
+    when they are the same."""
+    absent = sorted(set(NEWS20_GROUPS) - set(groups))
+    extra = sorted(set(groups) - set(NEWS20_GROUPS))
+    parts = ([f"lacks groups {absent}"] if absent else []) + (
+        [f"holds unexpected groups {extra}"] if extra else [])
+    return " and ".join(parts)
+
+
+def check_posts(docs, where):
+    """Raise :class:`DataContentError` unless ``docs`` (``{split: {(group,
+    name): text}}``) holds the groups :data:`NEWS20_GROUPS` in each split
+    and :data:`NEWS20_POSTS` posts per split; ``where`` names the file."""
+    for split, folder in SPLIT_FOLDERS.items():
+        diff = _group_difference({g for g, _ in docs[split]})
+        if diff:
+            raise DataContentError(
+                f"{where}: its {split} split ('{folder}/') {diff}; expected "
+                f"exactly the {len(NEWS20_GROUPS)} standard groups "
+                f"{sorted(NEWS20_GROUPS)} in both splits.")
+    for split, folder in SPLIT_FOLDERS.items():
+        if len(docs[split]) != NEWS20_POSTS[split]:
+            raise DataContentError(
+                f"{where}: its {split} split ('{folder}/') holds "
+                f"{len(docs[split])} posts, expected {NEWS20_POSTS[split]}.")
+
+
+def read_archive(path, where=None):
+    """Read the posts of a bydate archive, checked by :func:`check_posts`
+    (``where`` names the file in its errors; default: ``path``).
 
     Returns ``dict(train=(texts, labels), test=(texts, labels),
     target_names=[...])`` in the order documented in the module docstring.
@@ -80,12 +140,9 @@ def read_archive(path):
     for split, folder in SPLIT_FOLDERS.items():
         if not docs[split]:
             raise _corrupt(path, f"no documents under '{folder}/'")
-    target_names = sorted({group for group, _ in docs["train"]})
+    check_posts(docs, _in_folder(path) if where is None else where)
+    target_names = sorted(NEWS20_GROUPS)
     label_of = {name: i for i, name in enumerate(target_names)}
-    unknown = {g for g, _ in docs["test"]} - set(label_of)
-    if unknown:
-        raise _corrupt(path, f"test groups {sorted(unknown)} have no "
-                       "training posts")
     out = dict(target_names=target_names)
     for split, split_docs in docs.items():
         keys = sorted(split_docs)
@@ -111,23 +168,11 @@ def normalize_rows(C):
     return normalize(C.astype(np.float64), norm="l2", copy=False)
 
 
-def _writable(folder):
-    """Writable, by access rights and by mode bits (so that a folder marked
-    read-only, e.g. a shared data copy, is left alone even by root)."""
-    folder = Path(folder)
-    while not folder.exists():
-        folder = folder.parent
-    mode = folder.stat().st_mode
-    return os.access(folder, os.W_OK) and bool(
-        mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-
-
-def default_cache_folder(folder):
-    """``folder`` when writable, else the user cache folder."""
-    if _writable(folder):
-        return Path(folder)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "bilevel-benchmark" / NEWS20_KEY
+def default_cache_folder():
+    """Where the token counts are cached: ``cache_folder("20newsgroups")``
+    (``$BILEVEL_CACHE_DIR/20newsgroups`` or the user cache folder), never
+    the data folder."""
+    return files.cache_folder(NEWS20_KEY)
 
 
 def _cache_path(archive, cache_folder):
@@ -163,21 +208,34 @@ def _load_cache(path):
     return out
 
 
+def _matches_facts(data):
+    """Whether cached counts have the known groups and numbers of posts
+    (else the cache is rebuilt from the checked archive)."""
+    names = list(data["target_names"])
+    return names == sorted(NEWS20_GROUPS) and all(
+        data[split][0].shape[0] == len(data[split][1]) == NEWS20_POSTS[split]
+        and set(np.unique(data[split][1])) == set(range(len(names)))
+        for split in SPLIT_FOLDERS)
+
+
 def load_news20_counts(folder=None, cache=True, cache_folder=None):
     """Token counts and labels: ``dict(train=(C, y), test=(C, y),
-    target_names=[...])``, from the cache when there is one."""
+    target_names=[...])``, from the cache when there is one (in
+    ``cache_folder``, default :func:`default_cache_folder`)."""
     folder = Path(folder) if folder is not None else data_folder(NEWS20_KEY)
     archive = require_file(folder, ARCHIVE_NAME, NEWS20_KEY)
     cache_path = None
     if cache:
-        cache_folder = (default_cache_folder(folder) if cache_folder is None
+        cache_folder = (default_cache_folder() if cache_folder is None
                         else Path(cache_folder))
         cache_path = _cache_path(archive, cache_folder)
         if cache_path.is_file():
             try:
-                return _load_cache(cache_path)
+                data = _load_cache(cache_path)
+                if _matches_facts(data):
+                    return data
             except (OSError, ValueError, KeyError, zlib.error):
-                pass  # unreadable cache: rebuild it below
+                pass  # unreadable or stale cache: rebuild it below
     posts = read_archive(archive)
     C_train, C_test = vectorize(posts["train"][0], posts["test"][0])
     data = dict(target_names=posts["target_names"],
@@ -189,6 +247,11 @@ def load_news20_counts(folder=None, cache=True, cache_folder=None):
         except OSError:
             pass  # a read-only cache folder only costs time
     return data
+
+
+def news20_files():
+    """The archive :func:`load_news20` reads by default."""
+    return [data_folder(NEWS20_KEY) / ARCHIVE_NAME]
 
 
 def load_news20(folder=None, cache=True, cache_folder=None):
@@ -210,8 +273,8 @@ def _sha256(path):
 
 def download_news20(folder=None, url=ARCHIVE_URL, sha256=ARCHIVE_SHA256):
     """Download the archive (scikit-learn's source) into ``folder`` unless
-    present; checked (sha256, readable archive) before it is moved into
-    place. Returns its path."""
+    present; checked (sha256, readable archive, :func:`check_posts`) before
+    it is moved into place. Returns its path."""
     folder = Path(folder) if folder is not None else data_folder(NEWS20_KEY)
     dest = folder / ARCHIVE_NAME
     if dest.is_file():
@@ -222,6 +285,7 @@ def download_news20(folder=None, url=ARCHIVE_URL, sha256=ARCHIVE_SHA256):
             raise DataFileError(
                 f"The file downloaded from {url} does not have the expected "
                 f"sha256 {sha256}.")
-        read_archive(tmp)
+        read_archive(tmp, where=f"The file downloaded from {url} for "
+                     f"'{dest.name}' in folder '{dest.parent}'")
 
     return download(url, dest, check=check)

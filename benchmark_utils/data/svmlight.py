@@ -3,7 +3,11 @@
 ijcnn1 lives in ``data_folder("ijcnn1")`` under LIBSVM's (and libsvmdata's)
 file names: ``ijcnn1.bz2`` (49990 training samples: LIBSVM's ijcnn1.tr then
 ijcnn1.val) and ``ijcnn1.t.bz2`` (91701 test samples); 22 features already
-scaled to [-1, 1]; labels -1 / +1.
+scaled to [-1, 1]; labels -1 / +1, both present. The loader and the
+download check refuse a file that differs from these facts
+(:class:`DataContentError` naming the file): a changed label would otherwise
+load as another problem (a label 3 made a 3-class problem) or be blamed
+later on a split (``y_val``, ``y_test``) instead of the file.
 """
 import bz2
 import gzip
@@ -12,12 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark_utils.data.files import (DataFileError, data_folder, download,
-                                  require_file)
+from benchmark_utils.data.files import (
+    DataContentError,
+    DataFileError,
+    data_folder,
+    download,
+    require_file,
+)
 
 IJCNN1_KEY = "ijcnn1"
 IJCNN1_FILES = {"train": "ijcnn1.bz2", "test": "ijcnn1.t.bz2"}
 IJCNN1_SHAPES = {"train": (49990, 22), "test": (91701, 22)}
+#: The labels of both files: exactly these two, each present.
+IJCNN1_LABELS = (-1.0, 1.0)
 #: md5 of the files as LIBSVM publishes them.
 IJCNN1_MD5 = {"train": "ccb639c7cca405cd3c88b97a8555c8a9",
               "test": "66433ab8089acee9e56dc61ac89a2fe2"}
@@ -61,41 +72,81 @@ def read_svmlight(path, n_features=None, dtype=np.float64):
     return X.tocsr(), y
 
 
-def _check_ijcnn1(split):
+def _labels(values):
+    """Labels as written in the files: ``[-1, 1]``, ``[3]``."""
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+
+def _in_folder(path):
+    path = Path(path)
+    return f"Data file '{path.name}' in folder '{path.parent}'"
+
+
+def check_ijcnn1(X, y, split, where):
+    """Raise :class:`DataContentError` unless ``(X, y)`` holds
+    :data:`IJCNN1_SHAPES` ``[split]`` and exactly the labels
+    :data:`IJCNN1_LABELS`; ``where`` names the file in the message."""
+    if X.shape != IJCNN1_SHAPES[split]:
+        raise DataContentError(
+            f"{where} holds {X.shape[0]} rows x {X.shape[1]} features, "
+            f"expected {IJCNN1_SHAPES[split][0]} x "
+            f"{IJCNN1_SHAPES[split][1]} (ijcnn1 {split} file).")
+    found = np.unique(y)
+    expected = np.array(IJCNN1_LABELS)
+    foreign = np.setdiff1d(found, expected)
+    if foreign.size:
+        rows = np.flatnonzero(np.isin(y, foreign))
+        raise DataContentError(
+            f"{where} holds labels {_labels(foreign)} (first on line "
+            f"{rows[0] + 1} of {len(y)}), expected exactly "
+            f"{_labels(expected)}.")
+    absent = np.setdiff1d(expected, found)
+    if absent.size:
+        raise DataContentError(
+            f"{where} lacks label {_labels(absent)}: its labels are "
+            f"{_labels(found)}, expected exactly {_labels(expected)}.")
+
+
+def _check_ijcnn1(split, url, dest):
     def check(path):
         X, y = read_svmlight(path, n_features=IJCNN1_SHAPES[split][1])
-        if X.shape != IJCNN1_SHAPES[split] or not np.isin(y, (-1, 1)).all():
-            raise DataFileError(
-                f"{path} holds {X.shape} samples x features (expected "
-                f"{IJCNN1_SHAPES[split]}) or labels other than -1 / +1.")
+        check_ijcnn1(X, y, split, f"The file downloaded from {url} for "
+                     f"'{dest.name}' in folder '{dest.parent}'")
     return check
 
 
 def download_ijcnn1(folder=None, url=LIBSVM_URL):
     """Download the missing ijcnn1 files from LIBSVM's site into ``folder``
-    (default ``data_folder("ijcnn1")``); each file is parsed and its shape
-    checked before it is moved into place. Returns the two paths."""
+    (default ``data_folder("ijcnn1")``); each file is parsed and checked
+    (:func:`check_ijcnn1`) before it is moved into place. Returns the two
+    paths."""
     folder = Path(folder) if folder is not None else data_folder(IJCNN1_KEY)
     paths = []
     for split, name in IJCNN1_FILES.items():
         dest = folder / name
         if not dest.is_file():
-            download(url + name, dest, check=_check_ijcnn1(split))
+            download(url + name, dest,
+                     check=_check_ijcnn1(split, url + name, dest))
         paths.append(dest)
     return paths
 
 
+def ijcnn1_files():
+    """The two files :func:`load_ijcnn1` reads by default."""
+    folder = data_folder(IJCNN1_KEY)
+    return [folder / name for name in IJCNN1_FILES.values()]
+
+
 def load_ijcnn1(folder=None):
     """``(X_train, y_train, X_test, y_test)`` of ijcnn1 (scipy CSR, labels
-    -1 / +1); a missing file raises a DataFileError saying how to get it."""
+    -1 / +1); a missing file raises a DataFileError saying how to get it, a
+    file that differs from the known facts (:func:`check_ijcnn1`) a
+    DataContentError naming it."""
     folder = Path(folder) if folder is not None else data_folder(IJCNN1_KEY)
     out = []
     for split, name in IJCNN1_FILES.items():
         path = require_file(folder, name, IJCNN1_KEY)
         X, y = read_svmlight(path, n_features=IJCNN1_SHAPES[split][1])
-        if X.shape != IJCNN1_SHAPES[split]:
-            raise DataFileError(
-                f"Data file '{name}' in folder '{folder}' holds an array of "
-                f"shape {X.shape}, expected {IJCNN1_SHAPES[split]}.")
+        check_ijcnn1(X, y, split, _in_folder(path))
         out += [X, y]
     return tuple(out)

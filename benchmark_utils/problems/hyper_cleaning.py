@@ -48,6 +48,7 @@ from benchmark_utils.problems.implicit import (
 )
 from benchmark_utils.validation import (
     check_device,
+    check_finite,
     check_interval,
     check_positive,
     check_positive_int,
@@ -191,6 +192,7 @@ class HyperCleaningProblem(BilevelProblem):
                  outer_init=-2.0, outer_scale=None, value_function=True,
                  dtype=torch.float32, device="cpu"):
         check_positive(reg, "reg")
+        outer_init = check_finite(outer_init, "outer_init")
         device = check_device(device) if isinstance(device, str) \
             else torch.device(device)
         if dtype not in (torch.float32, torch.float64):

@@ -38,7 +38,11 @@ from benchmark_utils.problems.implicit import (
     power_iteration,
     warm_value_function,
 )
-from benchmark_utils.validation import check_choice, check_device
+from benchmark_utils.validation import (
+    check_choice,
+    check_device,
+    check_finite,
+)
 
 
 def _csr(crow, col, val, size):
@@ -228,6 +232,7 @@ class RegularizationProblem(BilevelProblem):
                  y_test=None, penalty="feature", value_function=False,
                  outer_init=0.0, dtype=torch.float32, device="cpu"):
         check_choice(penalty, "penalty", PENALTIES)
+        outer_init = check_finite(outer_init, "outer_init")
         device = check_device(device) if isinstance(device, str) \
             else torch.device(device)
         if dtype not in (torch.float32, torch.float64):

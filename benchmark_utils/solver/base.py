@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import torch
 from benchopt import BaseSolver
-from benchopt.stopping_criterion import SufficientProgressCriterion
 
 from benchmark_utils.batches import SAMPLINGS, BatchSampler
 from benchmark_utils.solver.counting import CountingProblem
+from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import (
     check_batch_size,
     check_choice,
@@ -40,10 +40,10 @@ class State(SimpleNamespace):
 class StochasticBilevelSolver(BaseSolver):
     sampling_strategy = "callback"
     # Stochastic curves are noisy: only stop when the value has not improved
-    # for many evaluations (or on divergence, which benchopt also detects).
-    stopping_criterion = SufficientProgressCriterion(
-        patience=50, strategy="callback"
-    )
+    # for many evaluations, or on divergence (a diverged run stays in the
+    # results: benchmark_utils/solver/stopping.py).
+    stopping_criterion = KeepDivergedCriterion(patience=50,
+                                               strategy="callback")
     requirements = ["pip::torch"]
 
     #: Name of the state attribute returned as the model to evaluate.
@@ -95,6 +95,12 @@ class StochasticBilevelSolver(BaseSolver):
                 # timer charges the work to the solver.
                 torch.cuda.synchronize(self.problem.device)
             if not self._is_finite():
+                # Let benchopt log this point: the callback evaluates it now
+                # if it is due, else benchopt does after ``run`` returns
+                # (it skips that final evaluation when the previous call
+                # logged, so without this call a blow-up inside the first
+                # ``eval_freq`` iterations would end the run at its start).
+                callback()
                 break
 
     def _is_finite(self):

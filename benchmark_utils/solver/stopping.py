@@ -1,0 +1,46 @@
+"""The stopping criterion of every solver: benchopt's, but a diverged run
+stays in the results.
+
+benchopt (1.10) stops a run whose monitored value is NaN or jumps up by
+more than 1e5 and then drops every point of it: the run is absent from the
+result table, the HTML page and the tuning CLI, which then ranks the
+surviving settings as if the diverged one had never been tried. Here a run
+*diverges* when its value becomes non-finite (the objective reports
+``value = inf`` and NaN metrics for a non-finite iterate); it stops there
+with the status "done", keeping every point it logged, the non-finite one
+included, and a line on the terminal says so. A large but finite jump is
+a value like any other: the run goes on (and is stopped by the first
+non-finite value if it keeps growing).
+"""
+import math
+
+from benchopt.stopping_criterion import SufficientProgressCriterion
+
+#: benchopt flags a run as diverged when its value grows by more than this
+#: between two evaluations (``benchopt.stopping_criterion``).
+BENCHOPT_JUMP = 1e5
+
+
+class KeepDivergedCriterion(SufficientProgressCriterion):
+    """benchopt's ``SufficientProgressCriterion`` (stop after ``patience``
+    evaluations without sufficient progress, on timeout or ``max_runs``)
+    that keeps diverged runs in the results (module docstring)."""
+
+    def should_stop(self, stop_val, objective_list):
+        value = objective_list[-1][self.key_to_monitor_]
+        if not self.minimize:
+            value = -value
+        if not math.isfinite(value):
+            self._report_divergence(objective_list[-1])
+            return True, "done", stop_val
+        if value - self._prev_objective > BENCHOPT_JUMP:
+            # Not a divergence here: hide the jump from benchopt's test.
+            self._prev_objective = value - BENCHOPT_JUMP
+        return super().should_stop(stop_val, objective_list)
+
+    def _report_divergence(self, row):
+        solver = "" if self.run_key is None else self.run_key[-1]
+        n_iter = row.get("objective_n_iter", row.get("stop_val"))
+        print(f"\n{solver}: diverged at iteration {n_iter} (non-finite "
+              f"value after {row.get('time', math.nan):.3g} s); kept in the "
+              "results, up to that point, with value inf.", flush=True)
