@@ -56,6 +56,13 @@ def test_code_change_is_not_served_from_cache(tmp_path):
     again = run_cached(bench, tmp_path / "again.parquet", *args)
     # the cache is on: an unchanged benchmark is served from it
     assert "cached" in again.stdout, again.stdout[-2000:]
+    # and so are finished runs after an interruption, with --collect
+    collected = run_cached(bench, tmp_path / "collected.parquet", *args,
+                           "--collect")
+    assert collected.returncode == 0, collected.stdout[-2000:]
+    pd.testing.assert_series_equal(
+        pd.read_parquet(tmp_path / "collected.parquet")["objective_value"],
+        pd.read_parquet(tmp_path / "first.parquet")["objective_value"])
 
     with open(bench / "benchmark_utils/problems/quadratic.py", "a") as f:
         f.write(BROKEN_ORACLE)
