@@ -76,3 +76,15 @@ def test_tuning_scores_diverged_settings_worst(results):
     # every SABA setting diverged: its score is not finite
     saba = best[best.solver_name.str.startswith("SABA[")]
     assert not saba.score.map(math.isfinite).any()
+
+
+def test_tuning_cli_warns_when_every_setting_diverged(results, tmp_path,
+                                                      capsys):
+    from benchmark_utils.analysis.tuning import main
+    parquet = tmp_path / "runs.parquet"
+    results.to_parquet(parquet)
+    assert main([str(parquet), "--metric", "objective_value",
+                 "--out", str(tmp_path / "tuned.yml")]) == 0
+    err = capsys.readouterr().err
+    assert "every SABA setting diverged" in err
+    assert "SOBA" not in err

@@ -432,6 +432,11 @@ def main(argv=None):
         return 2
     for name, path in paths.items():
         print(f"{name}\n  -> {path}")
+        # the header's warnings (every setting of a solver diverged) must
+        # not wait for someone to open the file
+        for line in Path(path).read_text().splitlines():
+            if "WARNING" in line:
+                print(line.lstrip("# "), file=sys.stderr)
     return 0
 
 
