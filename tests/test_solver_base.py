@@ -39,6 +39,17 @@ def test_run_stops_when_iterate_is_not_finite(quadratic):
     assert not torch.isfinite(solver.get_result()["outer_var"]).all()
 
 
+def test_interrupted_run_tells_how_to_recover(quadratic, capsys):
+    # Ctrl-C raises KeyboardInterrupt wherever the run is: here in a step
+    solver = ExplodingSolver.get_instance()
+    solver.set_objective(problem=quadratic)
+    solver.step = lambda state: (_ for _ in ()).throw(KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        solver.run(lambda: True)
+    err = capsys.readouterr().err
+    assert "--collect" in err and "same command again" in err
+
+
 def test_objective_reports_non_finite_iterates(bench, quadratic):
     objective = bench.get_benchmark_objective().get_instance()
     objective.set_data(problem=quadratic)

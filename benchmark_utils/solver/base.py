@@ -7,6 +7,7 @@ the minibatch samplers, the random generator, oracle counting and divergence
 detection.
 """
 import os
+import sys
 from types import SimpleNamespace
 
 import torch
@@ -31,6 +32,15 @@ COMMON_PARAMETERS = {
     # (benchmark_utils.batches).
     "sampling": ["shuffle"],
 }
+
+
+#: Printed when a run is interrupted (Ctrl-C): benchopt itself only says
+#: "interrupted", and its parquet file is written at the end of a run only.
+INTERRUPTED_HINT = (
+    "Interrupted. The runs that finished are in benchopt's cache: run the "
+    "same command again to run only the missing ones, or add --collect to "
+    "write the finished ones to a parquet file without running anything."
+)
 
 
 class State(SimpleNamespace):
@@ -85,6 +95,13 @@ class StochasticBilevelSolver(BaseSolver):
         self.state = self.init_state()
 
     def run(self, callback):
+        try:
+            self._run(callback)
+        except KeyboardInterrupt:
+            print("\n" + INTERRUPTED_HINT, file=sys.stderr, flush=True)
+            raise
+
+    def _run(self, callback):
         self.reset()
         while callback():
             for _ in range(self.eval_freq):
