@@ -72,7 +72,10 @@ def check_batch_size(batch_size, name="batch_size"):
 
 
 def check_device(device, name="device"):
-    """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available)."""
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available), or a
+    ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     accepted = "'cpu', 'cuda', 'cuda:<index>' or 'auto'"
@@ -91,6 +94,9 @@ def check_device(device, name="device"):
 
 
 def check_dtype(dtype, name="dtype"):
+    """'float32' or 'float64', or the torch dtype itself."""
     dtypes = {"float32": torch.float32, "float64": torch.float64}
+    if dtype in dtypes.values():
+        return dtype
     check_choice(dtype, name, list(dtypes))
     return dtypes[dtype]

@@ -48,6 +48,7 @@ from benchmark_utils.problems.implicit import (
 )
 from benchmark_utils.validation import (
     check_device,
+    check_dtype,
     check_finite,
     check_interval,
     check_positive,
@@ -193,11 +194,7 @@ class HyperCleaningProblem(BilevelProblem):
                  dtype=torch.float32, device="cpu"):
         check_positive(reg, "reg")
         outer_init = check_finite(outer_init, "outer_init")
-        device = check_device(device) if isinstance(device, str) \
-            else torch.device(device)
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64,"
-                             f" got {dtype!r}.")
+        device, dtype = check_device(device), check_dtype(dtype)
         splits = dict(train=(X_train, y_train), val=(X_val, y_val))
         if X_test is not None:
             splits["test"] = (X_test, y_test)

@@ -41,6 +41,7 @@ from benchmark_utils.problems.implicit import (
 from benchmark_utils.validation import (
     check_choice,
     check_device,
+    check_dtype,
     check_finite,
 )
 
@@ -233,11 +234,7 @@ class RegularizationProblem(BilevelProblem):
                  outer_init=0.0, dtype=torch.float32, device="cpu"):
         check_choice(penalty, "penalty", PENALTIES)
         outer_init = check_finite(outer_init, "outer_init")
-        device = check_device(device) if isinstance(device, str) \
-            else torch.device(device)
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64,"
-                             f" got {dtype!r}.")
+        device, dtype = check_device(device), check_dtype(dtype)
         train_labels = np.asarray(y_train.cpu() if isinstance(
             y_train, torch.Tensor) else y_train).ravel()
         self.classes = np.unique(train_labels)
