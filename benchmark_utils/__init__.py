@@ -27,7 +27,8 @@ Foundations (used by every layer)
     ``quadratic``    quadratic problem with a closed-form solution
     ``hyper_cleaning``  data hyper-cleaning, closed-form oracles
     ``regularization``  regularization selection, dense or sparse
-    ``implicit``     Neumann series, conjugate gradient, the inner solve
+    ``implicit``     Neumann series (fixed or randomly truncated),
+                     conjugate gradient, the inner solve
                      y*(x), the value function h(x) and its gradient
 
 ``solver/``: what solver files are built from
@@ -37,8 +38,12 @@ Foundations (used by every layer)
     ``counting``     oracle accounting (``oracle_calls``, ``epochs``)
     ``schedules``    step-size schedules
     ``optimizers``   SGD, heavy-ball momentum and Adam update rules
-    ``variance_reduction``  SAGA memory tables and the STORM correction
+    ``variance_reduction``  SAGA memory tables, the STORM and SARAH
+                     corrections, two-point hypergradient estimates
+                     (joint Neumann chains on shared batches)
     ``penalty``      directions of the penalty / value-function methods
+    ``unrolling``    reverse-mode differentiation through unrolled inner
+                     gradient steps (ITD), backtracking line search
 
 ``analysis/``: reading results
     ``results``      time to target, median curves, how runs ended

@@ -101,8 +101,11 @@ def gemm_floor(problem, n_repeat=200):
 
 
 def full_batch_only(solver_class):
-    """Solvers without minibatches (Implicit-GD, Inner-Only)."""
-    return solver_class.parameters["batch_size"] == ["full"]
+    """Solvers without minibatches (Implicit-GD, Inner-Only): they have no
+    ``sampling``. The others run with ``--batch-size``, also those whose
+    default is the full batch (AID-CG, ITD), so that every row compares
+    the same minibatch work with the same floor."""
+    return "sampling" not in solver_class.parameters
 
 
 def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,

@@ -1,7 +1,8 @@
 """Implicit differentiation on a problem: H^{-1} b, y*(x), h(x), grad h(x).
 
-- :func:`conjugate_gradient` and :func:`neumann`: approximations of
-  ``H^{-1} b`` from Hessian-vector products only; :func:`power_iteration`,
+- :func:`conjugate_gradient`, :func:`neumann` and :func:`random_neumann`
+  (randomly truncated): approximations of ``H^{-1} b`` from
+  Hessian-vector products only; :func:`power_iteration`,
   the largest eigenvalue of a symmetric operator (for step sizes 1 / L);
 - :func:`solve_inner`: the full-batch inner solve y*(x) = argmin_y g(x, y)
   (Newton-CG, warm started);
@@ -11,12 +12,20 @@
 """
 import torch
 
+from benchmark_utils.validation import check_positive_int
+
 
 def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
     """Solve ``A x = b`` for a symmetric positive definite ``A``.
 
-    ``matvec(v)`` returns ``A v``. Stops when ``||A x - b|| <= tol * ||b||``
-    or after ``max_iter`` products (default: the dimension).
+    ``matvec(v)`` returns ``A v``. Starts from ``x0`` (a warm start, not
+    modified; default 0) and stops when ``||A x - b|| <= tol * ||b||`` or
+    after ``max_iter`` steps (default: the dimension), one product each; a
+    warm start costs one more product, for its residual ``b - A x0``. With
+    ``tol=0`` it runs exactly ``max_iter`` steps, unless the residual is
+    exactly zero or the curvature ``p.A p`` stops being positive (a
+    semi-definite or rounding-dominated ``A``), where it stops with the
+    current ``x`` rather than divide by zero.
     """
     max_iter = b.numel() if max_iter is None else max_iter
     x = torch.zeros_like(b) if x0 is None else x0.clone()
@@ -28,7 +37,10 @@ def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
         if rr <= target:
             break
         ap = matvec(p)
-        alpha = rr / (p @ ap)
+        pap = p @ ap
+        if not pap > 0:
+            break
+        alpha = rr / pap
         x.add_(p, alpha=alpha)
         r.sub_(ap, alpha=alpha)
         rr_new = r @ r
@@ -72,6 +84,30 @@ def neumann(hvp_fn, b, n_steps, step):
         p.sub_(hvp_fn(p), alpha=step)
         total.add_(p)
     return total.mul_(step)
+
+
+def random_neumann(hvp_fn, b, n_steps, step, generator):
+    """Randomly truncated Neumann series ``n_steps * step * (I - step H)^p b``
+    with ``p`` drawn uniformly in ``{0, ..., n_steps - 1}`` by ``generator``
+    (a ``torch.Generator``).
+
+    The estimator of S. Ghadimi, M. Wang, "Approximation methods for bilevel
+    programming", arXiv 1802.02246, 2018, Algorithm 3. For a fixed H its
+    mean over p is ``step * sum_{q=0}^{n_steps-1} (I - step H)^q b``, the
+    series of :func:`neumann` with ``n_steps - 1`` products, which
+    approximates ``H^{-1} b`` (exactly as ``n_steps -> inf`` when
+    ``0 < step < 2 / L``); the mean misses ``(I - step H)^n_steps H^{-1} b``.
+    ``hvp_fn(u)`` returns ``H u`` and, as for :func:`neumann`, may draw a
+    fresh minibatch at every call. ``b`` is not modified. Costs p
+    Hessian-vector products, ``(n_steps - 1) / 2`` on average.
+    """
+    n_steps = check_positive_int(n_steps, "n_steps")
+    n_products = int(torch.randint(n_steps, (1,), generator=generator))
+    u = b.clone()
+    for _ in range(n_products):
+        u.sub_(hvp_fn(u), alpha=step)
+    return u.mul_(n_steps * step)
+
 
 def solve_inner(problem, outer_var, inner_var=None, tol=1e-6, max_iter=50):
     """Newton-CG with an Armijo line search, warm started at ``inner_var``.

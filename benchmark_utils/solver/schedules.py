@@ -13,6 +13,11 @@ from benchmark_utils.validation import check_choice
 F2SA_EXPONENTS = {"alpha": 5 / 7, "gamma": 4 / 7, "beta": 4 / 7,
                   "delta": 1 / 7}
 
+#: Exponents of the ``"decreasing"`` schedule of the STORM solvers MRBO and
+#: SUSTAIN (those of the JAX bilevel benchmark): beta_k = beta / k^(1/3)
+#: (y), alpha_k = alpha / k^(1/3) (x), momentum m_k = min(1, m / k^(2/3)).
+STORM_EXPONENTS = {"inner": 1 / 3, "outer": 1 / 3, "momentum": 2 / 3}
+
 
 def constant(k):
     return 1.0

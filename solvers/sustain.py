@@ -1,0 +1,134 @@
+"""SUSTAIN: double-momentum stochastic bilevel optimization.
+
+P. Khanduri, S. Zeng, M. Hong, H.-T. Wai, Z. Wang, Z. Yang, "A near-optimal
+algorithm for stochastic bilevel optimization via double-momentum",
+NeurIPS 2021, Algorithm 1 (SUSTAIN). MRBO's single loop (``solvers/mrbo.py``)
+with the randomly truncated Neumann series of Ghadimi & Wang
+("Approximation methods for bilevel programming", 2018, Algorithm 3): STORM
+momentum (Cutkosky & Orabona, NeurIPS 2019) on the y direction and on the
+hypergradient. One iteration k = 1, 2, ...:
+
+1. Draw the truncation p, uniform in {0, ..., Q-1}, from the solver's
+   generator, then B = (j, i, i_1..i_p): a fresh outer batch j, a fresh
+   inner batch i for grad_y g and the cross product, p fresh inner batches.
+2. At (x, y): ``b, c = grad_y f_j, grad_x f_j``,
+   ``s = Q * eta * prod_{l<=p} (I - eta H_{i_l}) b`` (~ H^{-1} b; its mean
+   over p is ``eta * sum_{q=0}^{Q-1} (I - eta H)^q b``),
+   ``gy = grad_y g_i`` and ``phi = c - J_i s`` (= grad_x f + J v, v = -s).
+3. The same estimates gy', phi' at the previous point (x', y') with the
+   same B and the same p (``variance_reduction.hypergradient_estimates``).
+4. k = 1: ``d_y <- gy``, ``d_x <- phi``. Then
+   ``d_y <- gy + (1 - m_k) (d_y - gy')``,
+   ``d_x <- phi + (1 - m_k) (d_x - phi')``.
+5. ``(x', y') <- (x, y)``; ``y <- y - beta_k d_y``; ``x <- x - alpha_k d_x``.
+
+The paper moves (x, y) first and then builds the directions at the new
+point: the same sequence.
+
+Schedules: ``"decreasing"`` (default) beta_k = beta / k^(1/3),
+alpha_k = alpha / k^(1/3), m_k = min(1, m / k^(2/3)); ``"constant"`` keeps
+beta, alpha and m. alpha = outer_ratio * beta. The Neumann step eta is
+constant (default: beta).
+
+Choices the paper leaves open, or where this differs from it:
+- The paper's schedule is alpha_k = a / (w + k)^(1/3), beta_k = c_beta
+  alpha_k, with momentum weights c_f alpha_k^2 (x) and c_g alpha_k^2 (y);
+  here one momentum constant m, w = 0 and the exponents of the JAX bilevel
+  benchmark.
+- The cross product uses the batch i of grad_y g, so that one fused
+  ``inner_oracles`` call gives both.
+- The momentum memories start from the plain estimates at k = 1 (as in the
+  paper), not from zero.
+- With m_k = 1 the previous point is not evaluated.
+
+Oracle calls per iteration: 2 ``grad_outer``, 2 fused ``inner_oracles``
+(their H s is discarded) and 2p Hessian-vector products (mean Q - 1):
+4 gradients, 2p (+2) Hessian-vector products, 2 cross products (half at
+k = 1). Memory: d_y, d_x, y', x' (2 inner + 2 outer dimensions), plus two
+transient Neumann chains.
+"""
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.solver.schedules import (
+    STORM_EXPONENTS,
+    decreasing_or_constant,
+)
+from benchmark_utils.solver.variance_reduction import (
+    draw_hypergradient_batches,
+    hypergradient_estimates,
+    storm_update,
+)
+from benchmark_utils.validation import (
+    check_interval,
+    check_positive,
+    check_positive_int,
+)
+
+
+class Solver(StochasticBilevelSolver):
+    """SUSTAIN (Khanduri et al., NeurIPS 2021): single loop, double STORM
+    momentum, randomly truncated Neumann hypergradient."""
+
+    name = "SUSTAIN"
+    parameters = {
+        "step_size": [0.1],         # beta
+        "outer_ratio": [1.0],       # alpha / beta
+        "momentum": [0.5],          # m
+        "n_neumann_steps": [10],    # Q
+        "neumann_step": [None],     # eta; None: beta
+        "schedule": ["decreasing"],  # or "constant"
+        **COMMON_PARAMETERS,
+    }
+    test_config = {"batch_size": 16, "n_neumann_steps": 3}
+
+    def init_state(self):
+        self.beta = check_positive(self.step_size, "step_size")
+        self.alpha = self.beta * check_positive(self.outer_ratio,
+                                                "outer_ratio")
+        self.m = check_interval(self.momentum, "momentum", 0, 1)
+        self.n_neumann = check_positive_int(self.n_neumann_steps,
+                                            "n_neumann_steps")
+        self.eta = (self.beta if self.neumann_step is None
+                    else check_positive(self.neumann_step, "neumann_step"))
+        self.schedules = decreasing_or_constant(self.schedule,
+                                                STORM_EXPONENTS)
+        y = self.problem.inner_var0.clone()
+        x = self.problem.outer_var0.clone()
+        return State(inner_var=y, outer_var=x, d_y=None, d_x=None,
+                     y_prev=y.clone(), x_prev=x.clone())
+
+    def step(self, state):
+        k = self.n_iter
+        beta = self.beta * self.schedules["inner"](k)
+        alpha = self.alpha * self.schedules["outer"](k)
+        m = min(1.0, self.m * self.schedules["momentum"](k))
+        y, x = state.inner_var, state.outer_var
+
+        # 1.-3. one draw (p included), evaluated at both points
+        batches = draw_hypergradient_batches(
+            self.inner_batch, self.outer_batch, self.n_neumann,
+            generator=self.generator)
+        first = state.d_y is None
+        points = [(y, x)]
+        if not first and m < 1:
+            points.append((state.y_prev, state.x_prev))
+        estimates = hypergradient_estimates(self.oracles, points, batches,
+                                            self.eta)
+        grad_y_g, phi = estimates[0]
+        # 4. plain estimates at k = 1, STORM afterwards
+        if first:
+            # (d_y is then updated in place: it must own its storage)
+            state.d_y, state.d_x = grad_y_g.clone(), phi
+        else:
+            old_y, old_x = estimates[1] if m < 1 else (None, None)
+            storm_update(state.d_y, grad_y_g, old_y, m)
+            storm_update(state.d_x, phi, old_x, m)
+
+        # 5.
+        state.y_prev.copy_(y)
+        state.x_prev.copy_(x)
+        y.sub_(state.d_y, alpha=beta)
+        x.sub_(state.d_x, alpha=alpha)
