@@ -51,7 +51,7 @@ grad_y f and grad_x f together), p Hessian-vector products ((Q - 1) / 2 on
 average), 1 cross product. Memory: no persistent vector besides x and y
 (two transient inner-dimension vectors for the series).
 """
-from benchmark_utils.problems.implicit import random_neumann
+from benchmark_utils.problems.implicit import neumann_step, random_neumann
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     State,
@@ -90,9 +90,7 @@ class Solver(StochasticBilevelSolver):
                                           "n_inner_steps")
         self.n_neumann = check_positive_int(self.n_neumann_steps,
                                             "n_neumann_steps")
-        self.eta = (1 / self.problem.inner_hessian_bound()
-                    if self.neumann_step is None
-                    else check_positive(self.neumann_step, "neumann_step"))
+        self.eta = neumann_step(self.problem, self.neumann_step)
         self.schedules = decreasing_or_constant(self.schedule, EXPONENTS)
         return State(inner_var=self.problem.inner_var0.clone(),
                      outer_var=self.problem.outer_var0.clone())

@@ -18,10 +18,12 @@ direction and a Neumann-series hypergradient. One iteration k = 1, 2, ...:
    ``d_x <- phi + (1 - m_k) (d_x - phi')``.
 5. ``(x', y') <- (x, y)``; ``y <- y - beta_k d_y``; ``x <- x - alpha_k d_x``.
 
-Schedules: ``"decreasing"`` (default) beta_k = beta / k^(1/3),
-alpha_k = alpha / k^(1/3), m_k = min(1, m / k^(2/3)); ``"constant"`` keeps
-beta, alpha and m. alpha = outer_ratio * beta. The Neumann step eta is
-constant (default: beta).
+Schedules: ``"decreasing"`` (default) beta_k = beta / k^(1/3), alpha_k =
+alpha / k^(1/3), m_k = min(1, m / k^(2/3)); ``"constant"`` keeps beta,
+alpha and m. alpha = outer_ratio * beta. The Neumann step eta is constant,
+by default 1 / L, L the problem's upper bound of H's largest eigenvalue
+(``inner_hessian_bound``), as StocBiO's: the series then converges, where
+eta = beta keeps only a few percent of H^{-1} for a small beta and stalls.
 
 Choices the paper leaves open, or where this differs from it:
 - The paper writes eta_k = t / (c + k)^(1/3), steps eta_k (x) and
@@ -40,6 +42,7 @@ Oracle calls per iteration: 2 ``grad_outer``, 2 fused ``inner_oracles``
 d_y, d_x, y', x' (2 inner + 2 outer dimensions), plus two transient
 Neumann chains.
 """
+from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     State,
@@ -71,7 +74,7 @@ class Solver(StochasticBilevelSolver):
         "outer_ratio": [1.0],       # alpha / beta
         "momentum": [0.5],          # m
         "n_neumann_steps": [10],    # Q
-        "neumann_step": [None],     # eta; None: beta
+        "neumann_step": [None],     # eta; None: 1 / L (see above)
         "schedule": ["decreasing"],  # or "constant"
         **COMMON_PARAMETERS,
     }
@@ -84,8 +87,7 @@ class Solver(StochasticBilevelSolver):
         self.m = check_interval(self.momentum, "momentum", 0, 1)
         self.n_neumann = check_positive_int(
             self.n_neumann_steps, "n_neumann_steps", allow_zero=True)
-        self.eta = (self.beta if self.neumann_step is None
-                    else check_positive(self.neumann_step, "neumann_step"))
+        self.eta = neumann_step(self.problem, self.neumann_step)
         self.schedules = decreasing_or_constant(self.schedule,
                                                 STORM_EXPONENTS)
         y = self.problem.inner_var0.clone()

@@ -27,7 +27,7 @@ Choices the paper leaves open:
 Oracle calls per iteration: T + 1 gradients (T inner, one outer giving
 grad_y f and grad_x f together), Q Hessian-vector products, 1 cross product.
 """
-from benchmark_utils.problems.implicit import neumann
+from benchmark_utils.problems.implicit import neumann, neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     State,
@@ -60,9 +60,7 @@ class Solver(StochasticBilevelSolver):
         self.n_neumann = check_positive_int(
             self.n_neumann_steps, "n_neumann_steps", allow_zero=True
         )
-        self.eta = (1 / self.problem.inner_hessian_bound()
-                    if self.neumann_step is None
-                    else check_positive(self.neumann_step, "neumann_step"))
+        self.eta = neumann_step(self.problem, self.neumann_step)
         return State(inner_var=self.problem.inner_var0.clone(),
                      outer_var=self.problem.outer_var0.clone())
 

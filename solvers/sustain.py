@@ -25,10 +25,12 @@ hypergradient. One iteration k = 1, 2, ...:
 The paper moves (x, y) first and then builds the directions at the new
 point: the same sequence.
 
-Schedules: ``"decreasing"`` (default) beta_k = beta / k^(1/3),
-alpha_k = alpha / k^(1/3), m_k = min(1, m / k^(2/3)); ``"constant"`` keeps
-beta, alpha and m. alpha = outer_ratio * beta. The Neumann step eta is
-constant (default: beta).
+Schedules: ``"decreasing"`` (default) beta_k = beta / k^(1/3), alpha_k =
+alpha / k^(1/3), m_k = min(1, m / k^(2/3)); ``"constant"`` keeps beta,
+alpha and m. alpha = outer_ratio * beta. The Neumann step eta is constant,
+by default 1 / L, L the problem's upper bound of H's largest eigenvalue
+(``inner_hessian_bound``), as StocBiO's: the series then converges, where
+eta = beta keeps only a few percent of H^{-1} for a small beta and stalls.
 
 Choices the paper leaves open, or where this differs from it:
 - The paper's schedule is alpha_k = a / (w + k)^(1/3), beta_k = c_beta
@@ -47,6 +49,7 @@ Oracle calls per iteration: 2 ``grad_outer``, 2 fused ``inner_oracles``
 k = 1). Memory: d_y, d_x, y', x' (2 inner + 2 outer dimensions), plus two
 transient Neumann chains.
 """
+from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     State,
@@ -78,7 +81,7 @@ class Solver(StochasticBilevelSolver):
         "outer_ratio": [1.0],       # alpha / beta
         "momentum": [0.5],          # m
         "n_neumann_steps": [10],    # Q
-        "neumann_step": [None],     # eta; None: beta
+        "neumann_step": [None],     # eta; None: 1 / L (see above)
         "schedule": ["decreasing"],  # or "constant"
         **COMMON_PARAMETERS,
     }
@@ -91,8 +94,7 @@ class Solver(StochasticBilevelSolver):
         self.m = check_interval(self.momentum, "momentum", 0, 1)
         self.n_neumann = check_positive_int(self.n_neumann_steps,
                                             "n_neumann_steps")
-        self.eta = (self.beta if self.neumann_step is None
-                    else check_positive(self.neumann_step, "neumann_step"))
+        self.eta = neumann_step(self.problem, self.neumann_step)
         self.schedules = decreasing_or_constant(self.schedule,
                                                 STORM_EXPONENTS)
         y = self.problem.inner_var0.clone()

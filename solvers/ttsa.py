@@ -52,7 +52,7 @@ giving grad_y f and grad_x f), p Hessian-vector products ((Q - 1) / 2 on
 average), 1 cross product. Memory: no persistent vector besides x and y
 (two transient inner-dimension vectors for the series).
 """
-from benchmark_utils.problems.implicit import random_neumann
+from benchmark_utils.problems.implicit import neumann_step, random_neumann
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     State,
@@ -92,9 +92,7 @@ class Solver(StochasticBilevelSolver):
                                                 "outer_ratio")
         self.n_neumann = check_positive_int(self.n_neumann_steps,
                                             "n_neumann_steps")
-        self.eta = (1 / self.problem.inner_hessian_bound()
-                    if self.neumann_step is None
-                    else check_positive(self.neumann_step, "neumann_step"))
+        self.eta = neumann_step(self.problem, self.neumann_step)
         exponents = SCHEDULE_EXPONENTS[check_choice(
             self.schedule, "schedule", list(SCHEDULE_EXPONENTS))]
         self.inner_schedule, self.outer_schedule = (

@@ -25,7 +25,10 @@ gy_i = grad_y g_i. Both points of a difference see the same B
 
 Period: ``q = max(1, int(period_frac * (n_inner + n_outer) / batch_size))``
 (``variance_reduction.sarah_period``). Constant steps beta and
-alpha = outer_ratio * beta (paper); Neumann step eta (default: beta).
+alpha = outer_ratio * beta (paper). Neumann step eta: by default 1 / L, L
+the problem's upper bound of H's largest eigenvalue
+(``inner_hessian_bound``), as StocBiO's: the series then converges, where
+eta = beta keeps only a few percent of H^{-1} for a small beta and stalls.
 
 Choices the paper leaves open, or where this differs from it:
 - Each correction is taken between the two points where the direction it
@@ -47,6 +50,7 @@ products, 2 cross products). Every q outer iterations one full pass adds
 products. Memory: d_y, d_x, y_old, x_old (2 inner + 2 outer dimensions),
 plus two transient Neumann chains.
 """
+from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     State,
@@ -72,7 +76,7 @@ class Solver(StochasticBilevelSolver):
         "outer_ratio": [1.0],      # alpha / beta
         "n_inner_steps": [10],     # m
         "n_neumann_steps": [10],   # Q
-        "neumann_step": [None],    # eta; None: beta
+        "neumann_step": [None],    # eta; None: 1 / L (see above)
         "period_frac": [0.01],     # q, see above
         **COMMON_PARAMETERS,
     }
@@ -87,8 +91,7 @@ class Solver(StochasticBilevelSolver):
                                           "n_inner_steps")
         self.n_neumann = check_positive_int(
             self.n_neumann_steps, "n_neumann_steps", allow_zero=True)
-        self.eta = (self.beta if self.neumann_step is None
-                    else check_positive(self.neumann_step, "neumann_step"))
+        self.eta = neumann_step(self.problem, self.neumann_step)
         problem = self.problem
         self.period = sarah_period(
             check_positive(self.period_frac, "period_frac"),

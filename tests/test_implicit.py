@@ -6,6 +6,7 @@ import torch
 from benchmark_utils.problems.implicit import (
     conjugate_gradient,
     neumann,
+    neumann_step,
     random_neumann,
 )
 
@@ -191,3 +192,20 @@ def test_random_neumann_needs_at_least_one_term(n_steps):
     h, b = spd_matrix()
     with pytest.raises(ValueError, match="n_steps"):
         random_neumann(h.__matmul__, b, n_steps, STEP, torch.Generator())
+
+
+@pytest.mark.parametrize("solver", ["StocBiO", "TTSA", "BSA", "MRBO", "VRBO",
+                                    "SUSTAIN"])
+def test_neumann_step_default_is_one_over_the_hessian_bound(
+        quadratic, make_solver, solver):
+    # The series converges only for eta < 2 / L; eta = 1 / L with L the
+    # problem's bound makes (I - eta H) a contraction on every instance.
+    eigs = torch.linalg.eigvalsh(torch.stack([
+        quadratic.hvp(quadratic.inner_var0, quadratic.outer_var0, e)
+        for e in torch.eye(quadratic.dim_inner, dtype=torch.float64)]))
+    eta = make_solver(solver, quadratic).eta
+    assert eta == pytest.approx(1 / quadratic.inner_hessian_bound())
+    assert 0 < eta * float(eigs[-1]) <= 1
+    assert make_solver(solver, quadratic, neumann_step=0.2).eta == 0.2
+    with pytest.raises(ValueError, match="neumann_step"):
+        neumann_step(quadratic, -1.0)

@@ -12,7 +12,7 @@
 """
 import torch
 
-from benchmark_utils.validation import check_positive_int
+from benchmark_utils.validation import check_positive, check_positive_int
 
 
 def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
@@ -84,6 +84,17 @@ def neumann(hvp_fn, b, n_steps, step):
         p.sub_(hvp_fn(p), alpha=step)
         total.add_(p)
     return total.mul_(step)
+
+
+def neumann_step(problem, value=None, name="neumann_step"):
+    """The step of a Neumann series on ``problem``: ``value`` (validated), or
+    by default 1 / L with L the problem's upper bound of the largest
+    eigenvalue of H (``inner_hessian_bound``), so that the series converges
+    (a small step such as the inner step keeps only a few percent of
+    H^{-1} and makes a method stall at a wrong point)."""
+    if value is None:
+        return 1 / problem.inner_hessian_bound()
+    return check_positive(value, name)
 
 
 def random_neumann(hvp_fn, b, n_steps, step, generator):
