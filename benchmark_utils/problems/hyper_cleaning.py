@@ -47,6 +47,7 @@ from benchmark_utils.problems.implicit import (
     warm_value_function,
 )
 from benchmark_utils.validation import (
+    check_choice,
     check_device,
     check_dtype,
     check_finite,
@@ -516,6 +517,12 @@ DATASET_PARAMETERS = {
     "random_state": [0],
     "value_function": [False],
     "device": ["cpu"],
+    # inner model: "linear" (this module's closed-form problem), "mlp" or
+    # "cnn" (benchmark_utils/problems/networks.py); ``hidden`` (units) and
+    # ``activation`` ("relu" or "identity") shape the MLP only
+    "model": ["linear"],
+    "hidden": [300],
+    "activation": ["relu"],
 }
 
 
@@ -533,6 +540,12 @@ def check_dataset_parameters(dataset):
     seed = check_positive_int(dataset.random_state, "random_state",
                               allow_zero=True)
     check_device(dataset.device)
+    # getattr: data sets built before these parameters existed are linear
+    check_choice(getattr(dataset, "model", "linear"), "model",
+                 ["linear", "mlp", "cnn"])
+    check_positive_int(getattr(dataset, "hidden", 300), "hidden")
+    check_choice(getattr(dataset, "activation", "relu"), "activation",
+                 ["relu", "identity"])
     return (seed, check_positive_int(dataset.n_train, "n_train"),
             check_positive_int(dataset.n_val, "n_val"))
 
@@ -541,7 +554,24 @@ def dataset_problem(dataset, seed, X_train, y_train, X_val, y_val, X_test,
                     y_test):
     """The problem of a hyper-cleaning data set from its raw 10-class
     splits, with the data set's parameters (the corruption is seeded by
-    ``[seed, 1]``; the split draws use ``[seed, 0]``)."""
+    ``[seed, 1]``; the split draws use ``[seed, 0]``; a network's start
+    ``[seed, 2]``)."""
+    model = getattr(dataset, "model", "linear")
+    if model != "linear":
+        from benchmark_utils.problems.networks import (
+            make_network_hyper_cleaning,
+        )
+        return make_network_hyper_cleaning(
+            model, X_train, y_train, X_val, y_val, X_test, y_test,
+            hidden=dataset.hidden, activation=dataset.activation,
+            ratio=dataset.ratio, reg=dataset.reg, n_classes=10,
+            random_state=np.random.default_rng([seed, 1]),
+            init_seed=int(np.random.default_rng([seed, 2]).integers(2 ** 62)),
+            device=check_device(dataset.device),
+            outer_scale=(None if dataset.outer_scale == "sqrt"
+                         else dataset.outer_scale),
+            value_function=bool(dataset.value_function),
+        )
     return make_hyper_cleaning(
         X_train, y_train, X_val, y_val, X_test, y_test,
         ratio=dataset.ratio, reg=dataset.reg, n_classes=10,
