@@ -9,7 +9,8 @@ are read by :mod:`~benchmark_utils.analysis`.
 Foundations (used by every layer)
     ``validation``   parameter checks that raise clear ``ValueError``\\ s
     ``batches``      the minibatch convention (index tensors, contiguous
-                     blocks read as views) and the samplers that draw them
+                     blocks read as views), the samplers that draw them and
+                     a recorder that replays a drawn sequence
     ``provenance``   digests of this package and of the data files, added
                      to benchopt's cache key
 
@@ -23,7 +24,8 @@ Foundations (used by every layer)
 ``problems/``: bilevel problems and exact tools on them
     ``base``         ``BilevelProblem``, the contract between data sets,
                      objective and solvers
-    ``autograd``     autograd oracles (the default and the reference)
+    ``autograd``     autograd oracles (the default and the reference),
+                     dense second-order matrices by ``torch.func``
     ``quadratic``    quadratic problem with a closed-form solution
     ``hyper_cleaning``  data hyper-cleaning, closed-form oracles
     ``networks``     hyper-cleaning with an MLP or a CNN as the inner model

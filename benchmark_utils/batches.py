@@ -103,6 +103,54 @@ class BatchSampler:
         return perm.to(self.device).split(self.batch_size)
 
 
+class RecordingSampler:
+    """A sampler that records the batches it draws, for replays.
+
+    ``sampler()`` draws from the wrapped sampler (any callable returning a
+    batch, e.g. a :class:`BatchSampler`) and appends the batch to
+    ``batches``; :meth:`clear` starts a new recording. :meth:`replay`
+    returns a sampler that hands out the recorded batches again, in order:
+    the same tensors (block markers included) or ``None`` for the full
+    batch. A replay draws nothing from the wrapped sampler, so the next
+    ``sampler()`` continues its sequence as if no replay had happened.
+    """
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.batches = []
+
+    @property
+    def full(self):
+        return getattr(self.sampler, "full", False)
+
+    def __call__(self):
+        batch = self.sampler()
+        self.batches.append(batch)
+        return batch
+
+    def clear(self):
+        self.batches = []
+
+    def replay(self):
+        return _Replay(list(self.batches))
+
+
+class _Replay:
+    """The recorded batches, one per call; a call past the end raises."""
+
+    def __init__(self, batches):
+        self._batches = batches[::-1]
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __call__(self):
+        if not self._batches:
+            raise IndexError("the replay has handed out every recorded "
+                             "batch; record more draws before replaying.")
+        return self._batches.pop()
+
+
 class BatchPartition:
     """A fixed partition of the samples into batches, for memory methods.
 

@@ -8,6 +8,7 @@ import torch
 from benchmark_utils.batches import (
     BatchPartition,
     BatchSampler,
+    RecordingSampler,
     add_at,
     contiguous_blocks,
     take,
@@ -171,3 +172,54 @@ def test_oracles_on_a_block_equal_oracles_on_its_indices(name):
                                            msg=f"{name}.{oracle}")
     for tensor, before in snapshot:
         assert torch.equal(tensor, before), f"{name}: data was modified"
+
+
+# -- recording and replaying a batch sequence --------------------------------
+@pytest.mark.parametrize("sampling", ["shuffle", "blocks"])
+def test_replay_yields_the_recorded_batches(sampling):
+    recorder = RecordingSampler(BatchSampler(103, 10, gen(0),
+                                             sampling=sampling))
+    drawn = [recorder() for _ in range(7)]
+    assert recorder.batches == drawn
+    for _ in range(2):  # a recording can be replayed more than once
+        replay = recorder.replay()
+        assert len(replay) == 7
+        for batch in drawn:
+            got = replay()
+            assert got is batch
+            if sampling == "blocks":
+                assert got.block == batch.block
+                assert torch.equal(got, torch.arange(got.block[0],
+                                                     sum(got.block)))
+        with pytest.raises(IndexError, match="every recorded batch"):
+            replay()
+
+
+@pytest.mark.parametrize("sampling", ["shuffle", "blocks"])
+def test_replays_leave_the_sampler_sequence_unchanged(sampling):
+    """Draws through a recorder, with replays in between, are the draws of
+    the same sampler alone (replays draw nothing), and over an epoch every
+    sample is drawn once."""
+    recorder = RecordingSampler(BatchSampler(100, 10, gen(3),
+                                             sampling=sampling))
+    twin = BatchSampler(100, 10, gen(3), sampling=sampling)
+    seen = []
+    for _ in range(4):  # 4 x 5 draws: two epochs
+        recorder.clear()
+        batches = [recorder() for _ in range(5)]
+        for _ in range(3):
+            replay = recorder.replay()
+            assert [replay() for _ in range(5)] == batches
+        for batch in batches:
+            assert torch.equal(batch, twin())
+        seen.extend(batches)
+    for epoch in (seen[:10], seen[10:]):
+        assert torch.equal(torch.cat(epoch).sort().values, torch.arange(100))
+
+
+def test_replay_of_the_full_batch():
+    recorder = RecordingSampler(BatchSampler(50, "full", gen(0)))
+    assert recorder.full
+    assert [recorder() for _ in range(3)] == [None] * 3
+    replay = recorder.replay()
+    assert [replay() for _ in range(3)] == [None] * 3

@@ -7,6 +7,9 @@ closed-form oracles are tested against.
 
 Notation: ``H v = d2_yy g v`` and ``J v = d2_xy g v`` (the
 x-gradient of ``<grad_y g, v>``).
+
+:func:`dense_second_order` builds H and J as dense matrices with
+``torch.func``, for solvers that need them whole (small dimensions only).
 """
 import torch
 
@@ -86,3 +89,26 @@ def _dense(grad, like):
     # A loss that does not depend on a variable has a zero gradient, which
     # autograd reports as None.
     return torch.zeros_like(like) if grad is None else grad.detach()
+
+
+
+# -- dense second-order matrices (small dimensions only) --------------------
+def dense_second_order(fn, inner_var, outer_var, idx=None):
+    """The dense matrices ``(H, J)`` of ``fn`` at (x, y) on the batch idx:
+    ``H = d2_yy fn`` (d x d) and ``J = d2_xy fn`` (p x d), so that
+    ``H @ v`` and ``J @ v`` are the ``hvp`` and ``cross`` products.
+
+    ``torch.func.jacrev`` of ``(y, x) -> grad_y fn`` in both arguments at
+    once: d reverse products (vmapped), each giving a column of H and of
+    J, the equivalent of d ``hvp`` and d ``cross`` calls. Memory d (d + p).
+    ``fn`` must be differentiable by ``torch.func`` (dense tensors).
+    """
+    def grad_y(y, x):
+        return torch.func.grad(lambda y_: fn(y_, x, idx))(y)
+
+    with torch.enable_grad():
+        hess, cross_t = torch.func.jacrev(grad_y, argnums=(0, 1))(
+            inner_var.detach(), outer_var.detach())
+    # jacrev's row k is d(grad_y fn)_k: row k of H (symmetric) and column k
+    # of J
+    return hess.detach(), cross_t.detach().T

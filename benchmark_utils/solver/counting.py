@@ -40,6 +40,18 @@ class CountingProblem:
         self.counts = dict(grad=0, hvp=0, cross=0,
                            inner_samples=0, outer_samples=0)
 
+    def charge(self, name, idx=None, times=1):
+        """Count ``times`` calls of the oracle ``name`` on the batch ``idx``
+        for work done outside the wrapper, e.g. the rows of a dense
+        Hessian built by ``torch.func`` (d Hessian-vector products)."""
+        outer = "outer" in name
+        n = self._problem.n_outer if outer else self._problem.n_inner
+        cost = _COSTS[name]
+        for key, calls in zip(("grad", "hvp", "cross"), cost):
+            self.counts[key] += times * calls
+        self.counts["outer_samples" if outer else "inner_samples"] += \
+            times * sum(cost) * (n if idx is None else idx.shape[0])
+
     def __getattr__(self, name):
         if name.startswith("__") or name == "_problem":
             raise AttributeError(name)

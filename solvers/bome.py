@@ -1,0 +1,133 @@
+"""BOME: bilevel optimization made easy, a first-order value-function method.
+
+M. Ye, B. Liu, S. Wright, P. Stone, Q. Liu, "BOME! Bilevel optimization
+made easy: a simple first-order approach", NeurIPS 2022, Algorithm 1. It
+solves the value-function reformulation
+
+    min_{x, y} f(x, y)   s.t.   q(x, y) = g(x, y) - min_y' g(x, y') <= 0
+
+with a "dynamic barrier" step: the direction is f's gradient plus the
+smallest multiple lam of grad q that makes q decrease at rate phi. The
+minimum of g is replaced by g at y_hat, T gradient steps from y. No
+second-order oracle is used. One iteration, with beta = ``step_size`` and
+gamma = ``outer_ratio`` * beta:
+
+1. ``y_hat <- y``, then T times ``y_hat <- y_hat - beta grad_y g_i(x, y_hat)``
+   (a fresh inner batch each step; the full batch by default).
+2. With one inner batch i0 and one outer batch j:
+   ``fy, fx = grad_y f_j(x, y), grad_x f_j(x, y)``;
+   ``q_y = grad_y g_i0(x, y)``;
+   ``q_x = grad_x g_i0(x, y) - grad_x g_i0(x, y_hat)`` (y_hat held fixed).
+3. ``phi = eta (||q_y||^2 + ||q_x||^2)`` (``phi="grad_norm"``, the paper's
+   default) or ``phi = eta (g_i0(x, y) - g_i0(x, y_hat))`` (``"value"``).
+4. ``lam = max(phi - <fy, q_y> - <fx, q_x>, 0) / (||q_y||^2 + ||q_x||^2 +
+   eps)``.
+5. ``y <- y - beta (fy + lam q_y)`` and ``x <- x - gamma (fx + lam q_x)``.
+
+Reported model: **y_hat**, the iterate of step 1. y descends f as well (it
+is a penalty-type variable: evaluating it would let the validation loss
+train the evaluated model). y_hat is driven by g alone for its T steps,
+but it starts from y, so a residual influence of f remains in it,
+shrinking like (1 - beta mu)^T along the smallest curvature mu of g.
+
+Bias: y_hat is treated as fixed in x, and it misses y*(x) by
+(I - beta H)^T (y - y*(x)), so that near y*(x) the x-part of grad q is
+J (I - (I - beta H)^T)(y - y*(x)): where the iterates settle, x misses a
+stationary point of h by -J (I - beta H)^T H^{-1} grad_y f, the truncation
+bias of ITD with the same T and beta. Besides, q vanishes exactly on the
+constraint set y = y*(x), where grad q = 0 too, so with constant steps the
+method has no fixed point: it ends in a cycle with y off y*(x), which adds
+an error without closed form (measured on quadratics: at most about as
+large again as the truncation term).
+
+Choices (where the paper and the JAX benchmark's ``bome`` are silent or
+differ):
+- One step size beta for y_hat and y, as in the JAX benchmark.
+- The two q-gradients of step 2 share the inner batch i0, so that q is the
+  gap of a single g_i0 (with ``phi="value"``, both values too).
+- ``eps`` (1e-8) in the denominator of lam: grad q vanishes at y = y*(x),
+  where the JAX benchmark divides by zero (the authors' toy code adds 1e-4
+  there).
+- Constant steps; y_hat starts at ``inner_var0`` before the first
+  iteration; full batch by default (the JAX benchmark is full batch only).
+
+Oracle calls per iteration: T + 3 gradients (T for y_hat, grad f, grad g at
+y, grad_x g at y_hat), plus two function values of g with ``phi="value"``
+(not oracle calls). Memory: y_hat (the inner dimension).
+"""
+import torch
+
+from benchmark_utils.solver.base import (
+    COMMON_PARAMETERS,
+    State,
+    StochasticBilevelSolver,
+)
+from benchmark_utils.validation import (
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
+
+
+class Solver(StochasticBilevelSolver):
+    """BOME (Ye, Liu, Wright, Stone, Liu, NeurIPS 2022): first-order
+    value-function method with a dynamic barrier step. Reports y_hat."""
+
+    name = "BOME"
+    reported_inner = "y_hat"
+    parameters = {
+        "step_size": [0.1],       # beta
+        "outer_ratio": [1.0],     # gamma / beta
+        "eta": [0.5],
+        "n_inner_steps": [10],    # T
+        "phi": ["grad_norm"],
+        "eps": [1e-8],
+        **COMMON_PARAMETERS,
+        "batch_size": ["full"],
+    }
+    test_config = {"batch_size": 16, "n_inner_steps": 2}
+
+    def init_state(self):
+        self.beta = check_positive(self.step_size, "step_size")
+        self.gamma = self.beta * check_positive(self.outer_ratio,
+                                                "outer_ratio")
+        check_positive(self.eta, "eta")
+        self.n_inner = check_positive_int(self.n_inner_steps,
+                                          "n_inner_steps")
+        check_choice(self.phi, "phi", ["grad_norm", "value"])
+        check_positive(self.eps, "eps", allow_zero=True)
+        problem = self.problem
+        return State(inner_var=problem.inner_var0.clone(),
+                     outer_var=problem.outer_var0.clone(),
+                     y_hat=problem.inner_var0.clone(),
+                     lmbda=problem.inner_var0.new_zeros(()))
+
+    def step(self, state):
+        oracles, y, x = self.oracles, state.inner_var, state.outer_var
+
+        # 1. T steps on g from y: y_hat approximates y*(x)
+        y_hat = y.clone()
+        for _ in range(self.n_inner):
+            y_hat.sub_(oracles.grad_inner_y(y_hat, x, self.inner_batch()),
+                       alpha=self.beta)
+        state.y_hat = y_hat
+
+        # 2. gradients of f and of q = g_i0(x, y) - g_i0(x, y_hat)
+        i0, j = self.inner_batch(), self.outer_batch()
+        f_y, f_x = oracles.grad_outer(y, x, j)
+        q_y, g_x = oracles.grad_inner(y, x, i0)
+        q_x = g_x - oracles.grad_inner_x(y_hat, x, i0)
+        q_norm2 = q_y @ q_y + q_x @ q_x
+
+        # 3.-4. the smallest multiplier making q decrease at rate phi
+        if self.phi == "grad_norm":
+            phi = self.eta * q_norm2
+        else:
+            phi = self.eta * (oracles.inner(y, x, i0)
+                              - oracles.inner(y_hat, x, i0))
+        state.lmbda = lmbda = torch.clamp(
+            phi - f_y @ q_y - f_x @ q_x, min=0) / (q_norm2 + self.eps)
+
+        # 5.
+        y.sub_(f_y + lmbda * q_y, alpha=self.beta)
+        x.sub_(f_x + lmbda * q_x, alpha=self.gamma)
