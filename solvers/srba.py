@@ -57,7 +57,7 @@ class Solver(StochasticBilevelSolver):
     name = "SRBA"
     parameters = {
         "step_size": [0.1],      # rho
-        "outer_ratio": [1.0],    # gamma / rho
+        "outer_ratio": [0.3],    # gamma / rho
         "period_frac": [0.5],    # q, see above
         "v_radius": [None],      # projection radius of v; None: none
         **COMMON_PARAMETERS,

@@ -77,7 +77,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "SUSTAIN"
     parameters = {
-        "step_size": [0.1],         # beta
+        "step_size": [0.3],         # beta
         "outer_ratio": [1.0],       # alpha / beta
         "momentum": [0.5],          # m
         "n_neumann_steps": [10],    # Q

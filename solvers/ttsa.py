@@ -77,7 +77,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "TTSA"
     parameters = {
-        "step_size": [0.1],        # beta
+        "step_size": [0.3],        # beta
         "outer_ratio": [1.0],      # alpha / beta
         "n_neumann_steps": [10],   # Q
         "neumann_step": [None],    # eta; None: 1 / L (see above)

@@ -72,7 +72,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "VRBO"
     parameters = {
-        "step_size": [0.1],        # beta
+        "step_size": [0.3],        # beta
         "outer_ratio": [1.0],      # alpha / beta
         "n_inner_steps": [10],     # m
         "n_neumann_steps": [10],   # Q
