@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import full_batch_only, load_problem  # noqa: E402
+from throughput import make_solver  # noqa: E402
 
 PRODUCTS = {"mm", "addmm", "bmm", "matmul", "mv", "dot", "baddbmm",
             "addmv", "_sparse_mm", "_sparse_addmm", "sparse_mm", "linear"}
@@ -58,20 +58,6 @@ def category(op_name):
     if name in ALLOCATION:
         return "allocation"
     return "elementwise"
-
-
-def make_solver(dataset, solver_name, batch_size, sampling, device):
-    from benchopt.benchmark import Benchmark
-    problem = load_problem(dataset, device)
-    solver_class = next(s for s in Benchmark(str(ROOT)).get_solvers()
-                        if s.name == solver_name)
-    params = dict(random_state=0)
-    if not full_batch_only(solver_class):
-        params.update(batch_size=batch_size, sampling=sampling)
-    solver = solver_class.get_instance(**params)
-    solver.set_objective(problem=problem)
-    solver.reset()
-    return solver
 
 
 def run_steps(solver, n_steps):

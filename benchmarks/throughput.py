@@ -108,14 +108,14 @@ def full_batch_only(solver_class):
     return "sampling" not in solver_class.parameters
 
 
-def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
-            device):
-    import torch
+def make_solver(dataset_spec, solver_name, batch_size, sampling, device):
+    """The solver with its default parameters (``batch_size`` and
+    ``sampling`` but for the full-batch solvers, ``random_state=0``) on the
+    data set's problem, reset and ready to step."""
     from benchopt.benchmark import Benchmark
     sys.path.insert(0, str(ROOT))
     problem = load_problem(dataset_spec, device)
-    bench = Benchmark(str(ROOT))
-    solver_class = next(s for s in bench.get_solvers()
+    solver_class = next(s for s in Benchmark(str(ROOT)).get_solvers()
                         if s.name == solver_name)
     params = dict(random_state=0)
     if not full_batch_only(solver_class):
@@ -123,6 +123,15 @@ def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
     solver = solver_class.get_instance(**params)
     solver.set_objective(problem=problem)
     solver.reset()
+    return solver
+
+
+def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
+            device):
+    import torch
+    solver = make_solver(dataset_spec, solver_name, batch_size, sampling,
+                         device)
+    problem = solver.problem
 
     def steps(n):
         for _ in range(n):

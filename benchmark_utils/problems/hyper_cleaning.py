@@ -148,6 +148,37 @@ class _Split:
 # batch and 10 classes on CPU), the softmax over dim 0 of a contiguous
 # (K, n) tensor runs a ~3x faster kernel than over the last dim of (n, K),
 # and the backward product G^T A_b lands directly in y's layout.
+def check_labels(labels, n_classes=None):
+    """The number of classes of the splits' label tensors ``labels``:
+    ``n_classes``, or the largest label + 1; refuses labels outside
+    0..n_classes-1 and fewer than 2 classes."""
+    max_label = max(int(lab.max()) for lab in labels)
+    min_label = min(int(lab.min()) for lab in labels)
+    if n_classes is None:
+        n_classes = max_label + 1
+    if min_label < 0 or max_label >= n_classes or n_classes < 2:
+        raise ValueError(f"labels must lie in 0..n_classes-1 with "
+                         f"n_classes >= 2; got labels in [{min_label}, "
+                         f"{max_label}] and n_classes={n_classes}.")
+    return int(n_classes)
+
+
+def cleaning_setup(n_train, corruption_mask, outer_scale, device):
+    """``(corruption_mask, outer_scale)`` of a hyper-cleaning problem: the
+    mask as a bool tensor of shape (n_train,) on ``device`` (or None), and
+    the scale s of weight_i = sigmoid(s x_i), sqrt(n_train) by default."""
+    mask = None
+    if corruption_mask is not None:
+        mask = torch.as_tensor(np.asarray(corruption_mask), dtype=torch.bool)
+        if mask.shape != (n_train,):
+            raise ValueError(f"corruption_mask must have shape "
+                             f"({n_train},), got {tuple(mask.shape)}.")
+        mask = mask.to(device)
+    scale = float(math.sqrt(n_train) if outer_scale is None
+                  else check_positive(outer_scale, "outer_scale"))
+    return mask, scale
+
+
 def _cross_entropy(Zt, Yt):
     """Per-sample CE from transposed logits and one-hot labels."""
     return -(torch.log_softmax(Zt, dim=0) * Yt).sum(dim=0)
@@ -206,31 +237,15 @@ class HyperCleaningProblem(BilevelProblem):
             if split.A.shape[1] != dim:
                 raise ValueError(f"X_{name} has {split.A.shape[1] - 1} "
                                  f"features, X_train has {dim - 1}.")
-        max_label = max(int(s.labels.max()) for s in self.splits.values())
-        min_label = min(int(s.labels.min()) for s in self.splits.values())
-        if n_classes is None:
-            n_classes = max_label + 1
-        if min_label < 0 or max_label >= n_classes or n_classes < 2:
-            raise ValueError(f"labels must lie in 0..n_classes-1 with "
-                             f"n_classes >= 2; got labels in [{min_label}, "
-                             f"{max_label}] and n_classes={n_classes}.")
-        self.n_classes = int(n_classes)
+        self.n_classes = check_labels(
+            [split.labels for split in self.splits.values()], n_classes)
         for split in self.splits.values():
             split.set_classes(self.n_classes)
         self.n_features = dim - 1
         self.reg = float(reg)
         n_train = len(self.splits["train"].labels)
-        self.corruption_mask = None
-        if corruption_mask is not None:
-            mask = torch.as_tensor(np.asarray(corruption_mask),
-                                   dtype=torch.bool)
-            if mask.shape != (n_train,):
-                raise ValueError(f"corruption_mask must have shape "
-                                 f"({n_train},), got {tuple(mask.shape)}.")
-            self.corruption_mask = mask.to(device)
-        self.outer_scale = float(math.sqrt(n_train) if outer_scale is None
-                                 else check_positive(outer_scale,
-                                                     "outer_scale"))
+        self.corruption_mask, self.outer_scale = cleaning_setup(
+            n_train, corruption_mask, outer_scale, device)
         self.with_value_function = bool(value_function)
         self._y_star = None  # warm start of the value-function solves
         self._p_cache = None  # (y, softmax probabilities) of the full batch

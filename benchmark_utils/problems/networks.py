@@ -111,7 +111,9 @@ from torch.func import functional_call, jvp
 from benchmark_utils.batches import add_at, take
 from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.problems.hyper_cleaning import (
+    check_labels,
     cleaning_f1,
+    cleaning_setup,
     corrupt_labels,
     standardize,
 )
@@ -301,29 +303,12 @@ class NetworkProblem(BilevelProblem):
                                  f"{tuple(np.shape(X))}.")
         self.splits = {name: _Split(X, y, shape, dtype, device)
                        for name, (X, y) in splits.items()}
-        labels = [s.labels for s in self.splits.values()]
-        max_label = max(int(lab.max()) for lab in labels)
-        min_label = min(int(lab.min()) for lab in labels)
-        if n_classes is None:
-            n_classes = max_label + 1
-        if min_label < 0 or max_label >= n_classes or n_classes < 2:
-            raise ValueError(f"labels must lie in 0..n_classes-1 with "
-                             f"n_classes >= 2; got labels in [{min_label}, "
-                             f"{max_label}] and n_classes={n_classes}.")
-        self.n_classes = int(n_classes)
+        self.n_classes = check_labels(
+            [split.labels for split in self.splits.values()], n_classes)
         self.reg = float(reg)
         n_train = len(self.splits["train"].labels)
-        self.corruption_mask = None
-        if corruption_mask is not None:
-            mask = torch.as_tensor(np.asarray(corruption_mask),
-                                   dtype=torch.bool)
-            if mask.shape != (n_train,):
-                raise ValueError(f"corruption_mask must have shape "
-                                 f"({n_train},), got {tuple(mask.shape)}.")
-            self.corruption_mask = mask.to(device)
-        self.outer_scale = float(math.sqrt(n_train) if outer_scale is None
-                                 else check_positive(outer_scale,
-                                                     "outer_scale"))
+        self.corruption_mask, self.outer_scale = cleaning_setup(
+            n_train, corruption_mask, outer_scale, device)
         self.with_value_function = bool(value_function)
         params = list(module.named_parameters())
         self._names = [name for name, _ in params]
