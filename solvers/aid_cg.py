@@ -46,12 +46,10 @@ dim_inner).
 from benchmark_utils.problems.implicit import conjugate_gradient
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
 from benchmark_utils.validation import (
     check_choice,
-    check_positive,
     check_positive_int,
 )
 
@@ -74,17 +72,13 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_inner_steps": 2, "n_cg_steps": 2}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         self.n_cg = check_positive_int(self.n_cg_steps, "n_cg_steps")
         check_choice(self.warm_start_v, "warm_start_v", [True, False])
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone(),
-                     w=self.problem.inner_var0.new_zeros(
-                         self.problem.dim_inner))
+        return self.start(
+            w=self.problem.inner_var0.new_zeros(self.problem.dim_inner))
 
     def step(self, state):
         oracles, y, x = self.oracles, state.inner_var, state.outer_var

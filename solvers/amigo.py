@@ -33,7 +33,6 @@ product. Memory: v (the inner dimension).
 """
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
 from benchmark_utils.validation import check_positive, check_positive_int
@@ -55,19 +54,15 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_inner_steps": 2}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         self.n_v = (self.n_inner if self.n_v_steps is None
                     else check_positive_int(self.n_v_steps, "n_v_steps"))
         self.eta = (self.beta if self.v_step is None
                     else check_positive(self.v_step, "v_step"))
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone(),
-                     v=self.problem.inner_var0.new_zeros(
-                         self.problem.dim_inner))
+        return self.start(
+            v=self.problem.inner_var0.new_zeros(self.problem.dim_inner))
 
     def step(self, state):
         oracles, y, x, v = self.oracles, state.inner_var, state.outer_var, \

@@ -88,9 +88,7 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_inner_steps": 2}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.gamma = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.gamma = self.step_sizes()
         check_positive(self.eta, "eta")
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")

@@ -54,11 +54,10 @@ average), 1 cross product. Memory: no persistent vector besides x and y
 from benchmark_utils.problems.implicit import neumann_step, random_neumann
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
 from benchmark_utils.solver.schedules import decreasing_or_constant
-from benchmark_utils.validation import check_positive, check_positive_int
+from benchmark_utils.validation import check_positive_int
 
 #: Exponents of the ``"decreasing"`` schedule: beta_k = beta / k^(1/2),
 #: alpha_k = alpha / k^(1/2).
@@ -83,17 +82,14 @@ class Solver(StochasticBilevelSolver):
                    "n_neumann_steps": 3}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         self.n_neumann = check_positive_int(self.n_neumann_steps,
                                             "n_neumann_steps")
         self.eta = neumann_step(self.problem, self.neumann_step)
         self.schedules = decreasing_or_constant(self.schedule, EXPONENTS)
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone())
+        return self.start()
 
     def step(self, state):
         oracles, y, x = self.oracles, state.inner_var, state.outer_var

@@ -11,7 +11,7 @@ solve ``solve_inner`` (``benchmark_utils/problems/implicit.py``) at x0, so
 the curve reaches y*(x0) in a few iterations and then stays flat.
 """
 from benchmark_utils.problems.implicit import solve_inner
-from benchmark_utils.solver.base import State, StochasticBilevelSolver
+from benchmark_utils.solver.base import StochasticBilevelSolver
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import check_choice
 
@@ -34,8 +34,7 @@ class Solver(StochasticBilevelSolver):
 
     def init_state(self):
         check_choice(self.batch_size, "batch_size", ["full"])
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone())
+        return self.start()
 
     def step(self, state):
         state.inner_var, _ = solve_inner(

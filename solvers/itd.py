@@ -49,7 +49,6 @@ hyper-cleaning, 10 x 22 on ijcnn1, 10 x 2602160 (130108 x 20, float32,
 """
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
 from benchmark_utils.solver.unrolling import (
@@ -59,7 +58,6 @@ from benchmark_utils.solver.unrolling import (
 )
 from benchmark_utils.validation import (
     check_choice,
-    check_positive,
     check_positive_int,
 )
 
@@ -85,9 +83,7 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_inner_steps": 2}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         check_choice(self.warm_start, "warm_start", [True, False])
@@ -101,8 +97,7 @@ class Solver(StochasticBilevelSolver):
                     f"{self.batch_size!r}."
                 )
             self.backtracking = Backtracking()
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone())
+        return self.start()
 
     def step(self, state):
         oracles, x = self.oracles, state.outer_var

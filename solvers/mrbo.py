@@ -59,7 +59,6 @@ from benchmark_utils.solver.variance_reduction import (
 )
 from benchmark_utils.validation import (
     check_interval,
-    check_positive,
     check_positive_int,
 )
 
@@ -81,9 +80,7 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_neumann_steps": 2}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         self.m = check_interval(self.momentum, "momentum", 0, 1)
         self.n_neumann = check_positive_int(
             self.n_neumann_steps, "n_neumann_steps", allow_zero=True)

@@ -47,7 +47,7 @@ import torch
 from benchopt import safe_import_context
 
 from benchmark_utils.problems.implicit import solve_inner
-from benchmark_utils.solver.base import State, StochasticBilevelSolver
+from benchmark_utils.solver.base import StochasticBilevelSolver
 from benchmark_utils.validation import (
     check_choice,
     check_finite,
@@ -107,8 +107,7 @@ class Solver(StochasticBilevelSolver):
         self.box = [(min(low, v), max(high, v)) for v in x0]
         self.study.enqueue_trial(dict(zip(self.names, x0)))
         self.best_value = math.inf
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone())
+        return self.start()
 
     def step(self, state):
         problem = self.problem

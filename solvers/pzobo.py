@@ -49,7 +49,6 @@ import torch
 from benchmark_utils.batches import RecordingSampler
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
 from benchmark_utils.validation import check_positive, check_positive_int
@@ -72,17 +71,14 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_inner_steps": 2, "n_directions": 2}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         check_positive(self.mu, "mu")
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         self.n_directions = check_positive_int(self.n_directions,
                                                "n_directions")
         self.recorder = RecordingSampler(self.inner_batch)
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone())
+        return self.start()
 
     def _unrolled(self, y_s, x, draw_batch):
         """y_T: T gradient steps on g from y_s (not modified) at x."""

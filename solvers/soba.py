@@ -21,7 +21,6 @@ This file is the README's template for a new solver.
 """
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
 from benchmark_utils.validation import check_positive
@@ -42,10 +41,8 @@ class Solver(StochasticBilevelSolver):
     def init_state(self):
         check_positive(self.step_size, "step_size")
         check_positive(self.outer_ratio, "outer_ratio")
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone(),
-                     v=self.problem.inner_var0.new_zeros(
-                         self.problem.dim_inner))
+        return self.start(
+            v=self.problem.inner_var0.new_zeros(self.problem.dim_inner))
 
     def step(self, state):
         rho = self.step_size

@@ -65,9 +65,7 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16}
 
     def init_state(self):
-        self.rho = check_positive(self.step_size, "step_size")
-        self.gamma = self.rho * check_positive(self.outer_ratio,
-                                               "outer_ratio")
+        self.rho, self.gamma = self.step_sizes()
         self.radius = (None if self.v_radius is None
                        else check_positive(self.v_radius, "v_radius"))
         problem = self.problem

@@ -30,10 +30,9 @@ grad_y f and grad_x f together), Q Hessian-vector products, 1 cross product.
 from benchmark_utils.problems.implicit import neumann, neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
-from benchmark_utils.validation import check_positive, check_positive_int
+from benchmark_utils.validation import check_positive_int
 
 
 class Solver(StochasticBilevelSolver):
@@ -52,17 +51,14 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_inner_steps": 2, "n_neumann_steps": 2}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         self.n_neumann = check_positive_int(
             self.n_neumann_steps, "n_neumann_steps", allow_zero=True
         )
         self.eta = neumann_step(self.problem, self.neumann_step)
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone())
+        return self.start()
 
     def step(self, state):
         oracles, y, x = self.oracles, state.inner_var, state.outer_var

@@ -55,13 +55,11 @@ average), 1 cross product. Memory: no persistent vector besides x and y
 from benchmark_utils.problems.implicit import neumann_step, random_neumann
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
 from benchmark_utils.solver.schedules import constant, polynomial
 from benchmark_utils.validation import (
     check_choice,
-    check_positive,
     check_positive_int,
 )
 
@@ -87,9 +85,7 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_neumann_steps": 3}
 
     def init_state(self):
-        self.beta = check_positive(self.step_size, "step_size")
-        self.alpha = self.beta * check_positive(self.outer_ratio,
-                                                "outer_ratio")
+        self.beta, self.alpha = self.step_sizes()
         self.n_neumann = check_positive_int(self.n_neumann_steps,
                                             "n_neumann_steps")
         self.eta = neumann_step(self.problem, self.neumann_step)
@@ -98,8 +94,7 @@ class Solver(StochasticBilevelSolver):
         self.inner_schedule, self.outer_schedule = (
             (constant, constant) if exponents is None
             else (polynomial(exponents[0]), polynomial(exponents[1])))
-        return State(inner_var=self.problem.inner_var0.clone(),
-                     outer_var=self.problem.outer_var0.clone())
+        return self.start()
 
     def step(self, state):
         oracles, y, x = self.oracles, state.inner_var, state.outer_var

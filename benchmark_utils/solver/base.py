@@ -19,6 +19,7 @@ from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import (
     check_batch_size,
     check_choice,
+    check_positive,
     check_positive_int,
 )
 
@@ -133,6 +134,20 @@ class StochasticBilevelSolver(BaseSolver):
                     outer_var=outer_var.detach().clone(),
                     oracle_counts=dict(self.oracles.counts,
                                        n_iter=self.n_iter))
+
+    # -- helpers of solver files ---------------------------------------------
+    def step_sizes(self):
+        """``(step_size, outer_ratio * step_size)``, validated: the inner and
+        outer steps of a solver that has both parameters."""
+        inner = check_positive(self.step_size, "step_size")
+        return inner, inner * check_positive(self.outer_ratio, "outer_ratio")
+
+    def start(self, **variables):
+        """A ``State`` at the problem's starting point (copies of
+        ``inner_var0`` and ``outer_var0``) with the solver's other
+        ``variables``."""
+        return State(inner_var=self.problem.inner_var0.clone(),
+                     outer_var=self.problem.outer_var0.clone(), **variables)
 
     # -- what a solver file writes -------------------------------------------
     def init_state(self):
