@@ -61,8 +61,7 @@ from benchmark_utils.solver.schedules import (
 )
 from benchmark_utils.solver.variance_reduction import (
     draw_hypergradient_batches,
-    hypergradient_estimates,
-    storm_update,
+    storm_hypergradient_update,
 )
 from benchmark_utils.validation import (
     check_interval,
@@ -110,21 +109,8 @@ class Solver(StochasticBilevelSolver):
         batches = draw_hypergradient_batches(
             self.inner_batch, self.outer_batch, self.n_neumann,
             generator=self.generator)
-        first = state.d_y is None
-        points = [(y, x)]
-        if not first and m < 1:
-            points.append((state.y_prev, state.x_prev))
-        estimates = hypergradient_estimates(self.oracles, points, batches,
-                                            self.eta)
-        grad_y_g, phi = estimates[0]
         # 4. plain estimates at k = 1, STORM afterwards
-        if first:
-            # (d_y is then updated in place: it must own its storage)
-            state.d_y, state.d_x = grad_y_g.clone(), phi
-        else:
-            old_y, old_x = estimates[1] if m < 1 else (None, None)
-            storm_update(state.d_y, grad_y_g, old_y, m)
-            storm_update(state.d_x, phi, old_x, m)
+        storm_hypergradient_update(self.oracles, state, batches, self.eta, m)
 
         # 5.
         state.y_prev.copy_(y)
