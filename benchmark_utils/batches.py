@@ -86,12 +86,14 @@ class BatchSampler:
             self.blocks = contiguous_blocks(n_samples, batch_size,
                                             self.device)
         self._batches = []
+        self.n_epochs = 0  # epochs started
 
     def __call__(self):
         if self.full:
             return None
         if not self._batches:
             self._batches = list(self.epoch()[::-1])
+            self.n_epochs += 1
         return self._batches.pop()
 
     def epoch(self):
@@ -186,6 +188,15 @@ class BatchPartition:
 
     def __len__(self):
         return len(self.batches)
+
+    def prime(self):
+        """Make the next draws one batch of each distinct size (for a
+        warm-up that must meet every batch shape); returns their number."""
+        first = {}
+        for batch_id, idx in enumerate(self.batches):
+            first.setdefault(None if idx is None else idx.shape[0], batch_id)
+        self._ids.extend(list(first.values())[::-1])
+        return len(first)
 
     def sample(self):
         if not self._ids:

@@ -3,10 +3,11 @@ allocation and the rest (Python and operator dispatch).
 
     BENCHOPT_DATA_HOME=/path/to/data python benchmarks/profile_steps.py \
         [-d fashion_mnist] [-s SOBA -s FSLA ...] [--steps 300] \
-        [--batch-size 64] [--sampling blocks] [--top 8]
+        [--batch-size 64] [--sampling blocks] [--top 8] [--eager]
 
 For each solver (default parameters, ``batch_size``, ``sampling``, one
-thread), the script times ``--steps`` steps without the profiler (the real
+thread, compiled oracles unless ``--eager``, warmed up), the script times
+``--steps`` steps without the profiler (the real
 time per step), then runs them again under ``torch.profiler`` and sums the
 self CPU time of every ATen operator by category:
 
@@ -105,6 +106,8 @@ def main():
                         choices=["shuffle", "blocks"])
     parser.add_argument("--top", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eager", action="store_true",
+                        help="solvers with compile=False")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(1)
@@ -116,7 +119,7 @@ def main():
     rows = []
     for name in solvers:
         solver = make_solver(args.dataset, name, args.batch_size,
-                             args.sampling, args.device)
+                             args.sampling, args.device, not args.eager)
         plain, profiled, by_cat, calls, ops = profile(solver, args.steps)
         rest = max(profiled - sum(by_cat.values()), 0.0)
         shares = [by_cat[c] / profiled for c in CATEGORIES]

@@ -7,13 +7,15 @@ the floor of ``sampling="shuffle"``), and peak memory. A fused
 
     BENCHOPT_DATA_HOME=/path/to/data python benchmarks/throughput.py \
         [-d simulated -d fashion_mnist ...] [-s SABA ...] [--seconds 5] \
-        [--batch-size 64] [--sampling blocks] [--rounds 3] [--device cpu]
+        [--batch-size 64] [--sampling blocks] [--rounds 3] [--device cpu] \
+        [--eager]
 
 Each (data set, solver) pair runs in its own process (so peak memory is its
 own) with the solver's default parameters, ``batch_size`` and ``sampling``
 (both schemes by default: "shuffle" gathers each batch's rows, "blocks" reads
 fixed contiguous blocks); the timed loop is ``solver.step`` only, as in a
-benchopt run between two logged points.
+benchopt run between two logged points, after the solver's warm-up (where
+compiled oracles compile; ``--eager``: ``compile=False``).
 Machines are noisy: compare ratios within one run.
 """
 import argparse
@@ -108,10 +110,13 @@ def full_batch_only(solver_class):
     return "sampling" not in solver_class.parameters
 
 
-def make_solver(dataset_spec, solver_name, batch_size, sampling, device):
-    """The solver with its default parameters (``batch_size`` and
-    ``sampling`` but for the full-batch solvers, ``random_state=0``) on the
-    data set's problem, reset and ready to step."""
+def make_solver(dataset_spec, solver_name, batch_size, sampling, device,
+                compile=True):
+    """The solver with its default parameters (``batch_size``,
+    ``sampling`` and ``compile`` but for the full-batch solvers,
+    ``random_state=0``) on the data set's problem, warmed up (compiled
+    oracles compile here, as in benchopt's warm-up), reset and ready to
+    step."""
     from benchopt.benchmark import Benchmark
     sys.path.insert(0, str(ROOT))
     problem = load_problem(dataset_spec, device)
@@ -119,18 +124,20 @@ def make_solver(dataset_spec, solver_name, batch_size, sampling, device):
                         if s.name == solver_name)
     params = dict(random_state=0)
     if not full_batch_only(solver_class):
-        params.update(batch_size=batch_size, sampling=sampling)
+        params.update(batch_size=batch_size, sampling=sampling,
+                      compile=compile)
     solver = solver_class.get_instance(**params)
     solver.set_objective(problem=problem)
+    solver.warm_up()
     solver.reset()
     return solver
 
 
 def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
-            device):
+            device, compile=True):
     import torch
     solver = make_solver(dataset_spec, solver_name, batch_size, sampling,
-                         device)
+                         device, compile)
     problem = solver.problem
 
     def steps(n):
@@ -181,10 +188,13 @@ def main():
                         help="measure every run this many times, round by "
                              "round; print the median and the range")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eager", action="store_true",
+                        help="solvers with compile=False")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        return run_one(*args.one, args.seconds, args.batch_size, args.device)
+        return run_one(*args.one, args.seconds, args.batch_size, args.device,
+                       not args.eager)
 
     sys.path.insert(0, str(ROOT))
     from benchopt.benchmark import Benchmark
@@ -215,7 +225,8 @@ def measure(dataset, solver, sampling, args):
     proc = subprocess.run(
         [sys.executable, __file__, "--one", dataset, solver, sampling,
          "--seconds", str(args.seconds), "--batch-size",
-         str(args.batch_size), "--device", args.device],
+         str(args.batch_size), "--device", args.device]
+        + (["--eager"] if args.eager else []),
         capture_output=True, text=True, env=os.environ,
     )
     if proc.returncode != 0:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from benchmark_utils.batches import add_at, take
+from benchmark_utils.problems import compiled
 from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.problems.implicit import (
     power_iteration,
@@ -193,6 +194,84 @@ def _curvature(Pt, dZt):
     """(diag(P) - P P^T) dZ per sample (transposed): d2 CE / d Z2 dZ."""
     PdZ = Pt * dZt
     return PdZ.sub_(Pt * PdZ.sum(dim=0))
+
+
+# -- minibatch kernels ------------------------------------------------------
+# With ``compiled`` set (a solver's ``compile=True``), minibatch oracles run
+# these pure functions of one batch through compiled kernels
+# (benchmark_utils.problems.compiled): y (and v) in y's layout, the batch's
+# rows A (with their 1), transposed one-hot labels Yt and outer variables
+# x_b. They return tuples, x-directions as the batch's values (the oracle
+# scatters them into a dense vector). The formulas are those of the eager
+# code below, written without in-place operations for the tracer: (P - Y) s
+# for the gradient, (diag(P) - P P^T) dZ s for H v, sum_k (P - Y) dZ for
+# J v, the products of W and V sharing one product with A.
+# tests/test_compiled.py checks that both implementations agree.
+def _weights(x_b, scale, n):
+    """(sigmoid(c x_b), c s (1 - s) / n: d weight / d x_b over n)."""
+    s = torch.sigmoid(x_b * scale)
+    return s, (s - s * s) * (scale / n)
+
+
+def _stacked_forward(y, v, A, K):
+    stacked = torch.cat([y.view(K, -1), v.view(K, -1)])
+    ZdZt = torch.mm(stacked, A.T)
+    return stacked, torch.softmax(ZdZt[:K], dim=0), ZdZt[K:]
+
+
+def _k_grad_inner(y, x_b, A, Yt, *, K, reg, scale):
+    s, slope = _weights(x_b, scale, A.shape[0])
+    Wt = y.view(K, -1)
+    logp = torch.log_softmax(torch.mm(Wt, A.T), dim=0)
+    grad_y = torch.addmm(Wt, (logp.exp() - Yt) * s, A, beta=reg,
+                         alpha=1.0 / A.shape[0])
+    return grad_y.reshape(-1), -(logp * Yt).sum(dim=0) * slope
+
+
+def _k_grad_inner_y(y, x_b, A, Yt, *, K, reg, scale):
+    s = torch.sigmoid(x_b * scale)
+    Wt = y.view(K, -1)
+    Pt = torch.softmax(torch.mm(Wt, A.T), dim=0)
+    grad_y = torch.addmm(Wt, (Pt - Yt) * s, A, beta=reg,
+                         alpha=1.0 / A.shape[0])
+    return (grad_y.reshape(-1),)
+
+
+def _k_grad_inner_x(y, x_b, A, Yt, *, K, reg, scale):
+    _, slope = _weights(x_b, scale, A.shape[0])
+    logp = torch.log_softmax(torch.mm(y.view(K, -1), A.T), dim=0)
+    return (-(logp * Yt).sum(dim=0) * slope,)
+
+
+def _k_hvp(y, v, x_b, A, *, K, reg, scale):
+    s = torch.sigmoid(x_b * scale)
+    _, Pt, dZt = _stacked_forward(y, v, A, K)
+    PdZ = Pt * dZt
+    hvp = torch.addmm(v.view(K, -1), (PdZ - Pt * PdZ.sum(dim=0)) * s, A,
+                      beta=reg, alpha=1.0 / A.shape[0])
+    return (hvp.reshape(-1),)
+
+
+def _k_cross(y, v, x_b, A, Yt, *, K, reg, scale):
+    _, slope = _weights(x_b, scale, A.shape[0])
+    _, Pt, dZt = _stacked_forward(y, v, A, K)
+    return (((Pt - Yt) * dZt).sum(dim=0) * slope,)
+
+
+def _k_inner_oracles(y, v, x_b, A, Yt, *, K, reg, scale):
+    s, slope = _weights(x_b, scale, A.shape[0])
+    stacked, Pt, dZt = _stacked_forward(y, v, A, K)
+    Rt = Pt - Yt
+    PdZ = Pt * dZt
+    Gt = torch.cat([Rt, PdZ - Pt * PdZ.sum(dim=0)]) * s
+    out = torch.addmm(stacked, Gt, A, beta=reg, alpha=1.0 / A.shape[0])
+    return (out[:K].reshape(-1), out[K:].reshape(-1),
+            (Rt * dZt).sum(dim=0) * slope)
+
+
+def _k_grad_outer_y(y, A, Yt, *, K, reg, scale):
+    Rt = torch.softmax(torch.mm(y.view(K, -1), A.T), dim=0) - Yt
+    return (torch.mm(Rt, A).mul(1.0 / A.shape[0]).reshape(-1),)
 
 
 class HyperCleaningProblem(BilevelProblem):
@@ -366,7 +445,26 @@ class HyperCleaningProblem(BilevelProblem):
         return torch.addmm(self._wt(base), Gt, A, beta=self.reg,
                            alpha=1.0 / n).view(-1)
 
+    def _kernel(self, kernel, *tensors):
+        return compiled.call(kernel, *tensors, K=self.n_classes, reg=self.reg,
+                             scale=self.outer_scale)
+
+    def _rows(self, outer_var, idx, labels=True):
+        """(rows, transposed one-hot labels or None, outer variables) of a
+        training minibatch: views for a block, else gathers."""
+        A, Yt = self.splits["train"].rows(idx, labels)
+        return A, Yt, take(outer_var, idx)
+
+    def _scatter(self, outer_var, idx, values):
+        """A dense x-direction: ``values`` at the batch's coordinates."""
+        return add_at(torch.zeros_like(outer_var), idx, values)
+
     def grad_inner(self, inner_var, outer_var, idx=None):
+        if self.compiled and idx is not None:
+            A, Yt, x_b = self._rows(outer_var, idx)
+            grad_y, grad_x = self._kernel(_k_grad_inner, inner_var, x_b, A,
+                                          Yt)
+            return grad_y, self._scatter(outer_var, idx, grad_x)
         A, Yt, s = self._train_batch(outer_var, idx)
         # CE from the logits (log-sum-exp), not from the cached P.
         logp = torch.log_softmax(self._logits_t(A, inner_var), dim=0)
@@ -376,34 +474,55 @@ class HyperCleaningProblem(BilevelProblem):
         return grad_y, grad_x
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
+        if self.compiled and idx is not None:
+            A, Yt, x_b = self._rows(outer_var, idx)
+            return self._kernel(_k_grad_inner_y, inner_var, x_b, A, Yt)[0]
         A, Yt, s = self._train_batch(outer_var, idx)
         Pt, _ = self._forward(A, inner_var, idx)
         return self._backward(_residual(Pt, Yt, idx).mul_(s), A, inner_var)
 
     def grad_inner_x(self, inner_var, outer_var, idx=None):
+        if self.compiled and idx is not None:
+            A, Yt, x_b = self._rows(outer_var, idx)
+            values, = self._kernel(_k_grad_inner_x, inner_var, x_b, A, Yt)
+            return self._scatter(outer_var, idx, values)
         A, Yt, s = self._train_batch(outer_var, idx)
         ce = _cross_entropy(self._logits_t(A, inner_var), Yt)
         return self._x_direction(outer_var, idx, ce, s)
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
         A, Yt = self.splits["val"].rows(idx)
+        if self.compiled and idx is not None:
+            return self._kernel(_k_grad_outer_y, inner_var, A, Yt)[0]
         Pt = torch.softmax(self._logits_t(A, inner_var), dim=0)
         return self._backward(Pt.sub_(Yt), A)
 
     def hvp(self, inner_var, outer_var, v, idx=None):
+        if self.compiled and idx is not None:
+            A, _, x_b = self._rows(outer_var, idx, labels=False)
+            return self._kernel(_k_hvp, inner_var, v, x_b, A)[0]
         A, _, s = self._train_batch(outer_var, idx, labels=False)
         Pt, dZt = self._forward(A, inner_var, idx, v)
         return self._backward(_curvature(Pt, dZt).mul_(s), A, v)
 
     def cross(self, inner_var, outer_var, v, idx=None):
+        if self.compiled and idx is not None:
+            A, Yt, x_b = self._rows(outer_var, idx)
+            values, = self._kernel(_k_cross, inner_var, v, x_b, A, Yt)
+            return self._scatter(outer_var, idx, values)
         A, Yt, s = self._train_batch(outer_var, idx)
         Pt, dZt = self._forward(A, inner_var, idx, v)
         rdz = _residual(Pt, Yt, idx).mul_(dZt).sum(dim=0)
         return self._x_direction(outer_var, idx, rdz, s)
 
     def inner_oracles(self, inner_var, outer_var, v, idx=None):
-        """(grad_y g, H v, J v) from one gather of the batch rows, one
+        """(grad_y g, H v, J v) from one read of the batch rows, one
         product [W, V]^T A^T and one product [G, H dZ]^T A."""
+        if self.compiled and idx is not None:
+            A, Yt, x_b = self._rows(outer_var, idx)
+            grad_y, hvp, jv = self._kernel(_k_inner_oracles, inner_var, v,
+                                           x_b, A, Yt)
+            return grad_y, hvp, self._scatter(outer_var, idx, jv)
         A, Yt, s = self._train_batch(outer_var, idx)
         stacked = torch.cat([self._wt(inner_var), self._wt(v)])
         Pt, dZt = self._forward(A, inner_var, idx, v, stacked)

@@ -8,12 +8,13 @@ detection.
 """
 import os
 import sys
+import time
 from types import SimpleNamespace
 
 import torch
 from benchopt import BaseSolver
 
-from benchmark_utils.batches import SAMPLINGS, BatchSampler
+from benchmark_utils.batches import SAMPLINGS, BatchPartition, BatchSampler
 from benchmark_utils.solver.counting import CountingProblem
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import (
@@ -32,6 +33,9 @@ COMMON_PARAMETERS = {
     # "blocks": fixed contiguous blocks read without a gather
     # (benchmark_utils.batches).
     "sampling": ["shuffle"],
+    # True: compiled minibatch oracles on CPU, built in benchopt's warm-up
+    # (benchmark_utils/problems/compiled.py; docs/SPEED.md measures them)
+    "compile": [False],
 }
 
 
@@ -42,6 +46,10 @@ INTERRUPTED_HINT = (
     "same command again to run only the missing ones, or add --collect to "
     "write the finished ones to a parquet file without running anything."
 )
+
+
+#: Upper bound on the warm-up of compiled oracles (seconds).
+WARM_UP_SECONDS = 120
 
 
 class State(SimpleNamespace):
@@ -76,6 +84,32 @@ class StochasticBilevelSolver(BaseSolver):
         self.sampling = check_choice(getattr(self, "sampling", "shuffle"),
                                      "sampling", SAMPLINGS)
         self.state = None
+        problem.compiled = check_choice(
+            getattr(self, "compile", False), "compile", [False, True]) \
+            and problem.device.type == "cpu"
+
+    def warm_up(self):
+        """With compiled oracles: run steps until every sampler has drawn a
+        whole epoch (a memory method's partitions: one batch of each size),
+        so that each batch shape, the smaller last batch included, has
+        compiled its kernels before benchopt starts its timer (at most
+        ``WARM_UP_SECONDS``). ``run`` starts afresh afterwards."""
+        if not self.problem.compiled:
+            return
+        self.reset()
+        samplers = (self.inner_batch, self.outer_batch)
+        # memory methods draw from fixed partitions: meet each size first
+        n_sizes = max([part.prime() for part in vars(self).values()
+                       if isinstance(part, BatchPartition)], default=1)
+        deadline = time.perf_counter() + WARM_UP_SECONDS
+        while True:
+            self.n_iter += 1
+            self.step(self.state)
+            # (a sampler the solver does not call stays at 0 epochs)
+            if (self.n_iter >= n_sizes
+                    and all(s.n_epochs != 1 for s in samplers)) or \
+                    time.perf_counter() > deadline:
+                break
 
     def _seed(self):
         if self.random_state is not None:

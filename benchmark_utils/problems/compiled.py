@@ -1,0 +1,76 @@
+"""Compiled oracle kernels: one inductor-compiled call per minibatch oracle.
+
+An eager minibatch oracle is a Python sequence of a dozen small operators,
+each paying PyTorch's dispatch (a few microseconds on CPU, as much as the
+arithmetic of a 64-row batch). :func:`call` runs a pure tensor function
+``fn(*tensors, **constants) -> tuple of tensors`` through a compiled
+version instead: traced once per input signature with ``make_fx`` (after
+inductor's decompositions) and compiled by ``compile_fx_inner``, which
+fuses the elementwise work into a few C++ loops around the matrix products.
+
+The compiled function is called directly, without ``torch.compile``'s
+guards and wrappers (measured on CPU: about 50 us per call through
+``torch.compile`` against about 8 us this way, for a function whose eager
+version costs 10 us). The guards are replaced by the cache key: the
+function, its constants and every input's shape, strides, dtype and device;
+the compiled code also checks sizes and strides itself. A new batch size
+(the smaller last batch of an epoch) compiles once more.
+
+Inputs that require gradients (a caller differentiating through an
+oracle) run eagerly: the compiled code records nothing for autograd.
+Compilation needs a C++ compiler. If it fails, :func:`call` warns once,
+with the reason, and runs ``fn`` eagerly from then on.
+"""
+import warnings
+
+import torch
+
+_CACHE = {}
+_BROKEN = []  # the first compilation error, if any
+
+
+def _signature(tensors):
+    return tuple((t.shape, t.stride(), t.dtype, t.device) for t in tensors)
+
+
+def _compile(fn, tensors, constants):
+    from torch._inductor.compile_fx import compile_fx_inner
+    from torch._inductor.decomposition import select_decomp_table
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def pure(*args):
+        return tuple(fn(*args, **constants))
+
+    with torch.no_grad():
+        graph = make_fx(pure, decomposition_table=select_decomp_table())(
+            *tensors)
+        return compile_fx_inner(graph, list(tensors))
+
+
+def call(fn, *tensors, **constants):
+    """``fn(*tensors, **constants)`` (a tuple of tensors) through its
+    compiled version for these inputs' signature, compiled on first use."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        # the compiled code does not record a graph for autograd
+        return fn(*tensors, **constants)
+    key = (fn, tuple(sorted(constants.items())), _signature(tensors))
+    kernel = _CACHE.get(key)
+    if kernel is None:
+        if _BROKEN:
+            return fn(*tensors, **constants)
+        try:
+            kernel = _compile(fn, tensors, constants)
+        except Exception as error:  # no compiler, unsupported torch, ...
+            _BROKEN.append(error)
+            warnings.warn(f"compiled oracles are unavailable, running "
+                          f"eagerly instead ({type(error).__name__}: "
+                          f"{str(error)[:300]})", RuntimeWarning,
+                          stacklevel=2)
+            return fn(*tensors, **constants)
+        _CACHE[key] = kernel
+    return kernel(list(tensors))
+
+
+def n_compiled():
+    """The number of compiled kernels (function x input signature)."""
+    return len(_CACHE)

@@ -1,0 +1,105 @@
+"""Compiled minibatch oracles (benchmark_utils/problems/compiled.py) give
+the eager results, oracle by oracle and solver by solver."""
+import numpy as np
+import pytest
+import torch
+
+from benchmark_utils.batches import contiguous_blocks
+from benchmark_utils.problems import compiled, hyper_cleaning
+from benchmark_utils.problems.hyper_cleaning import make_hyper_cleaning
+from conftest import run_steps
+
+ORACLES = ["grad_inner", "grad_inner_y", "grad_inner_x", "hvp", "cross",
+           "inner_oracles", "grad_outer_y"]
+
+
+def small_problem(dtype):
+    rng = np.random.default_rng(0)
+    X, labels = rng.normal(size=(150, 12)), rng.integers(0, 4, 150)
+    return make_hyper_cleaning(X[:100], labels[:100], X[100:], labels[100:],
+                               n_classes=4, dtype=dtype)
+
+
+def batches(n):
+    """A block, the smaller last block and a gathered random batch."""
+    blocks = contiguous_blocks(n, 16)
+    return [blocks[1], blocks[-1], torch.randperm(
+        n, generator=torch.Generator().manual_seed(0))[:16]]
+
+
+def as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12),
+                                         (torch.float32, 1e-5)])
+@pytest.mark.parametrize("name", ORACLES)
+def test_compiled_oracle_equals_eager(name, dtype, rtol):
+    problem = small_problem(dtype)
+    g = torch.Generator().manual_seed(1)
+    y, v = (torch.randn(problem.dim_inner, generator=g, dtype=dtype)
+            for _ in range(2))
+    x = torch.randn(problem.dim_outer, generator=g, dtype=dtype)
+    n = problem.n_outer if name == "grad_outer_y" else problem.n_inner
+    for idx in batches(n):
+        args = (y, x, v, idx) if name in ("hvp", "cross", "inner_oracles") \
+            else (y, x, idx)
+        problem.compiled = False
+        eager = as_tuple(getattr(problem, name)(*args))
+        problem.compiled = True
+        fast = as_tuple(getattr(problem, name)(*args))
+        for a, b in zip(eager, fast):
+            scale = float(a.abs().max())
+            assert float((a - b).abs().max()) <= rtol * scale, name
+    assert not compiled._BROKEN, compiled._BROKEN
+    kernel = getattr(hyper_cleaning, "_k_" + name)
+    assert any(key[0] is kernel for key in compiled._CACHE)  # it ran
+
+
+def test_compiled_call_leaves_autograd_inputs_eager():
+    problem = small_problem(torch.float64)
+    problem.compiled = True
+    y = problem.inner_var0.clone().requires_grad_()
+    idx = contiguous_blocks(problem.n_inner, 16)[0]
+    grad = problem.grad_inner_y(y, problem.outer_var0, idx)
+    assert grad.requires_grad  # differentiable: the eager path ran
+
+
+STOCHASTIC = ["SOBA", "SABA", "FSLA", "StocBiO", "F2SA", "F2SA-Adam",
+              "BVFIM", "MinimaxOPT", "AmIGO", "AID-CG", "ITD", "TTSA", "BSA",
+              "MRBO", "VRBO", "SUSTAIN", "SRBA", "BOME", "PZOBO", "STABLE"]
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_solver_iterates_match_eager(name, make_solver):
+    problem = small_problem(torch.float64)
+    results = []
+    for compile_ in (False, True):
+        solver = make_solver(name, problem, batch_size=16, compile=compile_,
+                             sampling="blocks")
+        assert problem.compiled == compile_
+        run_steps(solver, 8)
+        results.append(solver.get_result())
+    for key in ("inner_var", "outer_var"):
+        eager, fast = results[0][key], results[1][key]
+        assert torch.isfinite(eager).all()
+        torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+
+
+def test_warm_up_compiles_every_batch_shape(make_solver):
+    """After the warm-up, a run compiles nothing more (the remainder
+    batches of both samplers included)."""
+    problem = small_problem(torch.float64)
+    for name in ("SOBA", "SABA"):
+        solver = make_solver(name, problem, batch_size=16, compile=True,
+                             sampling="shuffle", eval_freq=4)
+        solver.warm_up()
+        solver.reset()
+        before = compiled.n_compiled()
+        run_steps(solver, 60)  # 60 steps: several epochs of both splits
+        assert compiled.n_compiled() == before, name
+
+
+def test_compile_parameter_is_checked(make_solver):
+    with pytest.raises(ValueError, match="compile must be one of"):
+        make_solver("SOBA", small_problem(torch.float64), compile="yes")
