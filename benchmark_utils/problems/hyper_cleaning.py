@@ -380,6 +380,11 @@ class HyperCleaningProblem(BilevelProblem):
         alpha = self.outer_scale / s.shape[0]
         if idx is None:
             return values.mul_(alpha)
+        return self._scatter(outer_var, idx, values, alpha)
+
+    def _scatter(self, outer_var, idx, values, alpha=1):
+        """A dense x-direction: ``alpha * values`` at the batch's
+        coordinates (summed over repeats), zero elsewhere."""
         return add_at(torch.zeros_like(outer_var), idx, values, alpha=alpha)
 
     def _logits_t(self, A, inner_var):
@@ -454,10 +459,6 @@ class HyperCleaningProblem(BilevelProblem):
         training minibatch: views for a block, else gathers."""
         A, Yt = self.splits["train"].rows(idx, labels)
         return A, Yt, take(outer_var, idx)
-
-    def _scatter(self, outer_var, idx, values):
-        """A dense x-direction: ``values`` at the batch's coordinates."""
-        return add_at(torch.zeros_like(outer_var), idx, values)
 
     def grad_inner(self, inner_var, outer_var, idx=None):
         if self.compiled and idx is not None:
