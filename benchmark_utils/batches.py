@@ -44,9 +44,19 @@ def block_of(idx):
     return getattr(idx, "block", None)
 
 
+#: Set while a whole iteration is traced (benchmark_utils/solver/
+#: compiled_step.py): ``hook(tensor, idx, dim)`` returns the rows that
+#: :func:`take` returns, or None to let it read them.
+TAKE_HOOK = []
+
+
 def take(tensor, idx, dim=0):
     """``tensor.index_select(dim, idx)``; a view of ``tensor`` for a block
     (callers must not write into it)."""
+    if TAKE_HOOK:
+        rows = TAKE_HOOK[-1](tensor, idx, dim)
+        if rows is not None:
+            return rows
     block = block_of(idx)
     if block is not None:
         return tensor.narrow(dim, *block)

@@ -18,7 +18,8 @@ self CPU time of every ATen operator by category:
 - allocation: ``empty``, ``empty_like``, ``zeros``, ``zeros_like``,
   ``new_zeros``, ``full``, ``ones``;
 - elementwise: every other operator (additions, exponentials, softmax,
-  copies, reductions);
+  copies, reductions) and the fused C++ loops of compiled code
+  (``cpp_fused_*``, recorded with inductor's kernel profiling);
 - Python and dispatch: the profiled wall time minus the operators' self
   time: the solver's Python code, the samplers, the oracle counting and
   the cost of entering each operator.
@@ -63,8 +64,7 @@ def category(op_name):
 
 def run_steps(solver, n_steps):
     for _ in range(n_steps):
-        solver.n_iter += 1
-        solver.step(solver.state)
+        solver.next_iteration()
 
 
 def profile(solver, n_steps):
@@ -86,7 +86,7 @@ def profile(solver, n_steps):
     calls = 0
     ops = []
     for event in prof.key_averages():
-        if not event.key.startswith("aten::"):
+        if not event.key.startswith(("aten::", "cpp_fused")):
             continue
         seconds = event.self_cpu_time_total * 1e-6 / n_steps
         by_category[category(event.key)] += seconds
@@ -110,7 +110,10 @@ def main():
                         help="solvers with compile=False")
     args = parser.parse_args()
     import torch
+    import torch._inductor.config
     torch.set_num_threads(1)
+    # compiled code records its fused loops for the profiler
+    torch._inductor.config.cpp.enable_kernel_profile = True
     solvers = args.solver or ["SOBA", "FSLA", "StocBiO", "F2SA", "SABA"]
 
     header = (f"{'solver':10} {'us/step':>8} {'profiled':>9} "

@@ -142,8 +142,7 @@ def run_one(dataset_spec, solver_name, sampling, seconds, batch_size,
 
     def steps(n):
         for _ in range(n):
-            solver.n_iter += 1
-            solver.step(solver.state)
+            solver.next_iteration()
         if problem.device.type == "cuda":
             torch.cuda.synchronize()
 

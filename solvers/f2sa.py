@@ -43,6 +43,8 @@ Choices the papers leave open:
 Oracle calls per iteration: 3 T gradients (inner loop) + 3 gradients (x
 step); no Hessian-vector or cross product.
 """
+import torch
+
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     State,
@@ -72,6 +74,7 @@ class Solver(StochasticBilevelSolver):
         "schedule": ["decreasing"],
         **COMMON_PARAMETERS,
     }
+    traceable_step = True
     test_config = {"step_size": 0.1}
 
     def init_state(self):
@@ -80,7 +83,9 @@ class Solver(StochasticBilevelSolver):
         return State(outer_var=problem.outer_var0.clone(),
                      y=problem.inner_var0.clone(),
                      z=problem.inner_var0.clone(),
-                     lmbda=float(self.lmbda0))
+                     # a tensor, so that a compiled iteration updates it
+                     lmbda=torch.tensor(float(self.lmbda0),
+                                        dtype=torch.float64))
 
     def step(self, state):
         alpha_k, gamma_k, beta_k, delta_k = f2sa_step_sizes(self, self.n_iter)
@@ -89,12 +94,12 @@ class Solver(StochasticBilevelSolver):
 
         # 1. T steps on z (towards y*(x)) and y (towards y*_lambda(x)).
         for _ in range(self.n_inner):
-            z.add_(oracles.grad_inner_y(z, x, self.inner_batch()),
-                   alpha=-gamma_k)
-            y.add_(y_direction(oracles, y, x, lmbda, self.inner_batch(),
-                               self.outer_batch()), alpha=-alpha_k)
+            z.sub_(gamma_k * oracles.grad_inner_y(z, x, self.inner_batch()))
+            y.sub_(alpha_k * y_direction(oracles, y, x, lmbda,
+                                         self.inner_batch(),
+                                         self.outer_batch()))
         # 2. x step on grad_x L_lambda(x, y, z).
-        x.add_(x_direction(oracles, y, z, x, lmbda, self.inner_batch(),
-                           self.outer_batch()), alpha=-beta_k)
+        x.sub_(beta_k * x_direction(oracles, y, z, x, lmbda,
+                                    self.inner_batch(), self.outer_batch()))
         # 3. multiplier.
         state.lmbda = lmbda + delta_k

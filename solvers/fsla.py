@@ -63,6 +63,7 @@ class Solver(StochasticBilevelSolver):
         "schedule": ["sqrt"],   # or "constant"
         **COMMON_PARAMETERS,
     }
+    traceable_step = True
     test_config = {"batch_size": 16}
 
     def init_state(self):
@@ -73,6 +74,8 @@ class Solver(StochasticBilevelSolver):
         self.eta = check_interval(self.momentum, "momentum", 0, 1)
         self.lr_schedule = SCHEDULES[
             check_choice(self.schedule, "schedule", list(SCHEDULES))]
+        # eta_k < 1 at every k iff at k = 1 (the schedules decrease)
+        self.corrected = self.eta * self.lr_schedule(1) < 1
         y = self.problem.inner_var0.clone()
         x = self.problem.outer_var0.clone()
         # d0: plain estimate at (x0, y0, v0 = 0), where J v0 = 0
@@ -91,20 +94,20 @@ class Solver(StochasticBilevelSolver):
 
         # 5. (first half) g_old at the previous point with batches xi4, xi5
         g_old = None
-        if eta < 1:
+        if self.corrected:
             g_old = (oracles.grad_outer_x(y, x, xi4)
                      - oracles.cross(y, x, v, xi5))
 
         # 1. x_new = x - alpha d  (x is no longer needed: in place)
-        x.sub_(d, alpha=alpha)
+        x.sub_(alpha * d)
         # 2.-3. directions at (x_new, y) before y and v move
         grad_y_g = oracles.grad_inner_y(y, x, xi1)
         hvp = oracles.hvp(y, x, v, xi3)
         grad_y_f = oracles.grad_outer_y(y, x, xi2)
         # 2. y_new = y - tau grad_y g_xi1(x_new, y)
-        y.sub_(grad_y_g, alpha=tau)
+        y.sub_(tau * grad_y_g)
         # 3. v_new = beta grad_y f_xi2(x_new, y) + v - beta H_xi3(x_new, y) v
-        v.sub_(hvp, alpha=beta).add_(grad_y_f, alpha=beta)
+        v.sub_(beta * (hvp - grad_y_f))
         # 4. g_new = grad_x f_xi4(x_new, y_new) - J_xi5(x_new, y_new) v_new
         g_new = oracles.grad_outer_x(y, x, xi4) - oracles.cross(y, x, v, xi5)
         # 5. d <- g_new + (1 - eta) (d - g_old)

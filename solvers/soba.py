@@ -36,6 +36,7 @@ class Solver(StochasticBilevelSolver):
         "outer_ratio": [0.3],  # gamma / rho
         **COMMON_PARAMETERS,
     }
+    traceable_step = True
     test_config = {"batch_size": 16}
 
     def init_state(self):

@@ -48,6 +48,7 @@ class Solver(StochasticBilevelSolver):
         "neumann_step": [None],   # eta; None: 1 / L (see above)
         **COMMON_PARAMETERS,
     }
+    traceable_step = True
     test_config = {"batch_size": 16, "n_inner_steps": 2, "n_neumann_steps": 2}
 
     def init_state(self):

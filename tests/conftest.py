@@ -33,7 +33,7 @@ def quadratic():
 def make_solver(solver_classes):
     """make_solver(name, problem, **params) -> solver ready to step.
 
-    ``solver.state`` is initialized and ``solver.step(solver.state)`` runs
+    ``solver.state`` is initialized and ``solver.next_iteration()`` runs
     one iteration, as in a benchopt run.
     """
     def make(name, problem, **params):
@@ -47,8 +47,7 @@ def make_solver(solver_classes):
 
 def run_steps(solver, n_steps):
     for _ in range(n_steps):
-        solver.n_iter += 1
-        solver.step(solver.state)
+        solver.next_iteration()
     return solver.state
 
 

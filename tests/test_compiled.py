@@ -86,11 +86,75 @@ def test_solver_iterates_match_eager(name, make_solver):
         torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
 
 
+# (short inner loops: an iteration that draws a smaller batch runs eagerly,
+# and with 21 draws every iteration would)
+TRACEABLE = {"SOBA": {}, "FSLA": {},
+             "StocBiO": dict(n_inner_steps=2, n_neumann_steps=2),
+             "F2SA": dict(n_inner_steps=1)}
+
+
+@pytest.mark.parametrize("sampling", ["blocks", "shuffle"])
+@pytest.mark.parametrize("name", TRACEABLE)
+def test_compiled_iterations_match_eager(name, sampling, make_solver):
+    """Whole compiled iterations give the eager iterates and oracle counts,
+    the eager iterations on smaller batches included (batches of 16 on 100
+    and 50 samples: a smaller last block every few iterations, and the
+    same block twice in one iteration at epoch ends)."""
+    problem = small_problem(torch.float64)
+    results = []
+    for compile_ in (False, True):
+        solver = make_solver(name, problem, batch_size=16, compile=compile_,
+                             sampling=sampling, **TRACEABLE[name])
+        run_steps(solver, 30)
+        results.append(solver.get_result())
+    compiled_step = solver._compiled_step
+    assert compiled_step.kernel is not None and not compiled_step.failed
+    assert 0 < compiled_step.n_runs < 29  # some iterations ran eagerly
+    assert results[1]["oracle_counts"] == results[0]["oracle_counts"]
+    for key in ("inner_var", "outer_var"):
+        eager, fast = results[0][key], results[1][key]
+        assert torch.isfinite(eager).all()
+        torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+
+
+def test_untraceable_step_runs_eagerly(solver_classes):
+    """A step that changes a Python number in its state cannot be replayed
+    by a compiled iteration: the solver warns and runs eagerly."""
+    class Counting(solver_classes["SOBA"]):
+        def init_state(self):
+            state = super().init_state()
+            state.count = 0
+            return state
+
+        def step(self, state):
+            super().step(state)
+            state.count += 1
+
+    problem = small_problem(torch.float64)
+    results = []
+    for compile_ in (False, True):
+        solver = Counting.get_instance(batch_size=16, compile=compile_,
+                                       sampling="blocks", random_state=0)
+        solver.set_objective(problem=problem)
+        solver.reset()
+        if compile_:
+            with pytest.warns(RuntimeWarning, match="running eagerly"):
+                run_steps(solver, 12)
+            assert solver._compiled_step.failed
+        else:
+            run_steps(solver, 12)
+        results.append(solver)
+    assert results[1].state.count == results[0].state.count == 12
+    torch.testing.assert_close(results[1].state.outer_var,
+                               results[0].state.outer_var, rtol=1e-12,
+                               atol=0)
+
+
 def test_warm_up_compiles_every_batch_shape(make_solver):
     """After the warm-up, a run compiles nothing more (the remainder
     batches of both samplers included)."""
     problem = small_problem(torch.float64)
-    for name in ("SOBA", "SABA"):
+    for name in ("SOBA", "SABA", "StocBiO"):
         solver = make_solver(name, problem, batch_size=16, compile=True,
                              sampling="shuffle", eval_freq=4)
         solver.warm_up()

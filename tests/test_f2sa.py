@@ -30,11 +30,12 @@ def test_f2sa_step_uses_scheduled_values(quadratic, make_solver):
                          lmbda0=1.0, delta_lmbda=0.1)
     run_steps(solver, 2)
     # lambda_3 = 1 + 0.1 / 1^(1/7) + 0.1 / 2^(1/7)
-    assert solver.state.lmbda == pytest.approx(1 + 0.1 + 0.1 * 2 ** (-1 / 7))
+    assert float(solver.state.lmbda) == pytest.approx(
+        1 + 0.1 + 0.1 * 2 ** (-1 / 7))
     solver = make_solver("F2SA", quadratic, batch_size="full",
                          schedule="constant", delta_lmbda=0.1)
     run_steps(solver, 2)
-    assert solver.state.lmbda == pytest.approx(1.2)
+    assert float(solver.state.lmbda) == pytest.approx(1.2)
 
 
 def test_f2sa_oracle_calls(quadratic, make_solver):

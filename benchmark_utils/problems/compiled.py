@@ -20,38 +20,73 @@ Inputs that require gradients (a caller differentiating through an
 oracle) run eagerly: the compiled code records nothing for autograd.
 Compilation needs a C++ compiler. If it fails, :func:`call` warns once,
 with the reason, and runs ``fn`` eagerly from then on.
+
+Whole solver iterations compile through the same two steps, :func:`trace`
+and :func:`compile_graph` (``benchmark_utils/solver/compiled_step.py``);
+while one is traced, :func:`call` runs ``fn`` itself (:func:`inlined`), so
+that the oracles' arithmetic becomes part of the iteration's graph.
 """
+import contextlib
 import warnings
 
 import torch
 
 _CACHE = {}
 _BROKEN = []  # the first compilation error, if any
+_INLINED = []  # non-empty while a caller traces through the oracles
+_N_STEPS = [0]  # whole-iteration kernels compiled (compiled_step.py)
 
 
 def _signature(tensors):
     return tuple((t.shape, t.stride(), t.dtype, t.device) for t in tensors)
 
 
-def _compile(fn, tensors, constants):
-    from torch._inductor.compile_fx import compile_fx_inner
+def trace(fn, tensors):
+    """The graph of ``fn(*tensors)`` (a tuple of tensors), traced with
+    ``make_fx`` after inductor's decompositions. In-place updates of the
+    inputs stay in the graph as copies into them at its end
+    (functionalization; views stay views, so that a transposed operand
+    reaches the matrix product without a copy)."""
     from torch._inductor.decomposition import select_decomp_table
     from torch.fx.experimental.proxy_tensor import make_fx
 
+    with torch.no_grad():
+        return make_fx(torch.func.functionalize(fn, remove="mutations"),
+                       decomposition_table=select_decomp_table())(*tensors)
+
+
+def compile_graph(graph, tensors):
+    """Inductor's compiled version of a :func:`trace` graph, called as
+    ``kernel(list_of_inputs)``."""
+    from torch._inductor.compile_fx import compile_fx_inner
+
+    with torch.no_grad():
+        return compile_fx_inner(graph, list(tensors))
+
+
+@contextlib.contextmanager
+def inlined():
+    """Within: :func:`call` runs ``fn`` eagerly (for a caller's trace)."""
+    _INLINED.append(True)
+    try:
+        yield
+    finally:
+        _INLINED.pop()
+
+
+def _compile(fn, tensors, constants):
     def pure(*args):
         return tuple(fn(*args, **constants))
 
-    with torch.no_grad():
-        graph = make_fx(pure, decomposition_table=select_decomp_table())(
-            *tensors)
-        return compile_fx_inner(graph, list(tensors))
+    return compile_graph(trace(pure, tensors), tensors)
 
 
 def call(fn, *tensors, **constants):
     """``fn(*tensors, **constants)`` (a tuple of tensors) through its
     compiled version for these inputs' signature, compiled on first use."""
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        # the compiled code does not record a graph for autograd
+    if _INLINED or (torch.is_grad_enabled()
+                    and any(t.requires_grad for t in tensors)):
+        # (the compiled code does not record a graph for autograd)
         return fn(*tensors, **constants)
     key = (fn, tuple(sorted(constants.items())), _signature(tensors))
     kernel = _CACHE.get(key)
@@ -72,5 +107,6 @@ def call(fn, *tensors, **constants):
 
 
 def n_compiled():
-    """The number of compiled kernels (function x input signature)."""
-    return len(_CACHE)
+    """The number of compiled kernels: oracles (function x input
+    signature) and whole iterations."""
+    return len(_CACHE) + _N_STEPS[0]

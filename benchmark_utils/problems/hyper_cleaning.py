@@ -298,6 +298,7 @@ class HyperCleaningProblem(BilevelProblem):
     """
 
     outer_depends_on_x = False
+    traceable = True
 
     def __init__(self, X_train, y_train, X_val, y_val, X_test=None,
                  y_test=None, reg=0.4, n_classes=None, corruption_mask=None,

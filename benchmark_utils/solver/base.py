@@ -15,6 +15,7 @@ import torch
 from benchopt import BaseSolver
 
 from benchmark_utils.batches import SAMPLINGS, BatchPartition, BatchSampler
+from benchmark_utils.solver.compiled_step import CompiledStep
 from benchmark_utils.solver.counting import CountingProblem
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import (
@@ -33,8 +34,10 @@ COMMON_PARAMETERS = {
     # "blocks": fixed contiguous blocks read without a gather
     # (benchmark_utils.batches).
     "sampling": ["shuffle"],
-    # True: compiled minibatch oracles on CPU, built in benchopt's warm-up
-    # (benchmark_utils/problems/compiled.py; docs/SPEED.md measures them)
+    # True, on CPU: whole compiled iterations for the solvers with
+    # ``traceable_step`` (benchmark_utils/solver/compiled_step.py), else
+    # compiled minibatch oracles (benchmark_utils/problems/compiled.py),
+    # built in benchopt's warm-up; docs/SPEED.md measures them
     "compile": [False],
 }
 
@@ -67,6 +70,11 @@ class StochasticBilevelSolver(BaseSolver):
 
     #: Name of the state attribute returned as the model to evaluate.
     reported_inner = "inner_var"
+    #: True when ``step`` can be traced as a whole (the conditions are in
+    #: benchmark_utils/solver/compiled_step.py): with ``compile=True``,
+    #: whole iterations then run as one compiled call.
+    traceable_step = False
+    _compiled_step = None
 
     def set_objective(self, problem):
         if problem.device.type == "cpu" and "OMP_NUM_THREADS" not in \
@@ -87,13 +95,17 @@ class StochasticBilevelSolver(BaseSolver):
         problem.compiled = check_choice(
             getattr(self, "compile", False), "compile", [False, True]) \
             and problem.device.type == "cpu"
+        self._compiled_step = (
+            CompiledStep(self) if problem.compiled and self.traceable_step
+            and getattr(problem, "traceable", False) else None)
 
     def warm_up(self):
         """With compiled oracles: run steps until every sampler has drawn a
         whole epoch (a memory method's partitions: one batch of each size),
         so that each batch shape, the smaller last batch included, has
-        compiled its kernels before benchopt starts its timer (at most
-        ``WARM_UP_SECONDS``). ``run`` starts afresh afterwards."""
+        compiled its kernels, and the compiled iteration too, before
+        benchopt starts its timer (at most ``WARM_UP_SECONDS``). ``run``
+        starts afresh afterwards."""
         if not self.problem.compiled:
             return
         self.reset()
@@ -103,10 +115,10 @@ class StochasticBilevelSolver(BaseSolver):
                        if isinstance(part, BatchPartition)], default=1)
         deadline = time.perf_counter() + WARM_UP_SECONDS
         while True:
-            self.n_iter += 1
-            self.step(self.state)
-            # (a sampler the solver does not call stays at 0 epochs)
-            if (self.n_iter >= n_sizes
+            self.next_iteration()
+            # (a sampler the solver does not call stays at 0 epochs; a
+            # compiled iteration compiles at the second one)
+            if (self.n_iter >= max(n_sizes, 2)
                     and all(s.n_epochs != 1 for s in samplers)) or \
                     time.perf_counter() > deadline:
                 break
@@ -140,8 +152,7 @@ class StochasticBilevelSolver(BaseSolver):
         self.reset()
         while callback():
             for _ in range(self.eval_freq):
-                self.n_iter += 1
-                self.step(self.state)
+                self.next_iteration()
             if self.problem.device.type == "cuda":
                 # Kernels are asynchronous: wait for them so that benchopt's
                 # timer charges the work to the solver.
@@ -168,6 +179,15 @@ class StochasticBilevelSolver(BaseSolver):
                     outer_var=outer_var.detach().clone(),
                     oracle_counts=dict(self.oracles.counts,
                                        n_iter=self.n_iter))
+
+    def next_iteration(self):
+        """Iteration ``n_iter + 1``: ``step(state)``, or its compiled
+        version."""
+        self.n_iter += 1
+        if self._compiled_step is not None:
+            self._compiled_step(self.state)
+        else:
+            self.step(self.state)
 
     # -- helpers of solver files ---------------------------------------------
     def step_sizes(self):

@@ -184,9 +184,10 @@ def storm_update(d, g_new, g_old, momentum):
 
     ``g_new`` and ``g_old`` are the same stochastic estimator (same batches)
     at the new and at the previous point. ``momentum = 1`` gives the plain
-    estimator ``g_new`` (``g_old`` may then be None).
+    estimator ``g_new`` (``g_old`` may then be None). ``momentum``: a
+    number or a 0-d tensor.
     """
-    if momentum == 1:
+    if g_old is None or (not torch.is_tensor(momentum) and momentum == 1):
         return d.copy_(g_new)
     return d.sub_(g_old).mul_(1 - momentum).add_(g_new)
 

@@ -1,0 +1,267 @@
+"""Whole iterations as one compiled call (``compile=True``).
+
+Compiled oracles (:mod:`benchmark_utils.problems.compiled`) remove the
+small operators of each oracle, but a step still makes a Python-level call
+per oracle and per update, each paying its wrapper and PyTorch's dispatch:
+StocBiO makes 22 oracle calls an iteration. For the solvers whose ``step``
+allows it (``traceable_step = True``) on the problems whose oracles allow
+it (``traceable = True``), :class:`CompiledStep` traces the whole
+iteration instead, oracles, updates and all, into one graph that inductor
+compiles into one call.
+
+What a traceable step is: it draws its batches from the solver's
+``inner_batch`` and ``outer_batch`` in the same order at every iteration,
+computes with tensor operations on the state's tensors, the solver's
+constants and ``self.n_iter`` (a 0-d tensor while traced: use it in
+arithmetic only), takes no Python decision on a tensor's value, and changes
+no Python number in the state (keep such quantities in 0-d tensors).
+
+How an iteration runs:
+- The first iteration runs eagerly and records the order of the draws.
+- Every later one draws its batches first, in that order. When all of them
+  have ``batch_size`` samples, it runs the compiled iteration, traced and
+  compiled on first use; an iteration that draws a smaller batch (the last
+  one of an epoch) runs eagerly on the drawn batches, so that only one
+  graph is compiled per solver.
+- The graph's inputs are the state's tensors, ``n_iter``, the batches'
+  index tensors and the data rows each batch reads (views of the data for
+  a block, as the eager oracles read them). In-place updates of the state
+  stay in place; a state tensor the step replaces is replaced.
+- The oracle counts an iteration adds are those of its trace.
+
+If tracing or compiling fails (an untraceable step, no C++ compiler), the
+solver warns once, with the reason, and runs eagerly from then on.
+"""
+import warnings
+
+import torch
+
+from benchmark_utils import batches
+from benchmark_utils.problems import compiled
+
+#: The solver's samplers a traceable step draws from.
+SAMPLERS = ("inner_batch", "outer_batch")
+
+
+class NotTraceable(RuntimeError):
+    """The step does something a compiled iteration cannot replay."""
+
+
+class _Draws:
+    """Hands out drawn batches to the step, checking the sampler's name."""
+
+    def __init__(self, names, batches_):
+        self._draws = list(zip(names, batches_))[::-1]
+
+    def sampler(self, name):
+        def draw():
+            if not self._draws:
+                raise NotTraceable("the step draws more batches than at its "
+                                   "first iteration")
+            expected, batch = self._draws.pop()
+            if expected != name:
+                raise NotTraceable(f"the step draws from {name} where its "
+                                   f"first iteration drew from {expected}")
+            return batch
+        return draw
+
+    def check_done(self):
+        if self._draws:
+            raise NotTraceable("the step draws fewer batches than at its "
+                               "first iteration")
+
+
+class CompiledStep:
+    """``compiled_step(state)``: one iteration of ``solver`` (see the module
+    docstring)."""
+
+    def __init__(self, solver):
+        self.solver = solver
+        self.order = None   # sampler names, in the order the step draws
+        self.kernel = None
+        self.failed = False
+        self.n_runs = 0  # iterations the kernel ran
+
+    def __call__(self, state):
+        solver = self.solver
+        if self.order is None:
+            self.order = self._record(state)
+            return
+        drawn = [getattr(solver, name)() for name in self.order]
+        if self.failed or not all(
+                b is not None and b.shape[0] == solver.batch_size
+                for b in drawn):
+            return self._eager(state, drawn)
+        if self.kernel is None:
+            try:
+                self._build(state, drawn)
+            except Exception as error:  # untraceable, no compiler, ...
+                self.failed = True
+                warnings.warn(f"{solver.name}: compiled iterations are "
+                              f"unavailable, running eagerly instead "
+                              f"({type(error).__name__}: "
+                              f"{str(error)[:300]})", RuntimeWarning,
+                              stacklevel=3)
+                return self._eager(state, drawn)
+        self._run(state, drawn)
+
+    # -- eager iterations ----------------------------------------------------
+    def _with_samplers(self, samplers, fn):
+        solver = self.solver
+        saved = {name: getattr(solver, name) for name in SAMPLERS}
+        try:
+            for name in SAMPLERS:
+                setattr(solver, name, samplers[name])
+            return fn()
+        finally:
+            for name, sampler in saved.items():
+                setattr(solver, name, sampler)
+
+    def _record(self, state):
+        order, solver = [], self.solver
+
+        def recorder(name):
+            sampler = getattr(solver, name)
+
+            def draw():
+                order.append(name)
+                return sampler()
+            return draw
+
+        self._with_samplers({name: recorder(name) for name in SAMPLERS},
+                            lambda: solver.step(state))
+        return order
+
+    def _eager(self, state, drawn):
+        draws = _Draws(self.order, drawn)
+        self._with_samplers({name: draws.sampler(name) for name in SAMPLERS},
+                            lambda: self.solver.step(state))
+        draws.check_done()
+
+    # -- the compiled iteration ----------------------------------------------
+    def _inputs(self, state, drawn):
+        n_iter = torch.tensor(float(self.solver.n_iter), dtype=torch.float64)
+        rows = [_rows(drawn[slot], tensor, dim)
+                for slot, tensor, dim in self.data_rows]
+        return ([getattr(state, name) for name in self.names] + [n_iter]
+                + drawn + rows)
+
+    def _run(self, state, drawn):
+        outputs = self.kernel(self._inputs(state, drawn))
+        self.n_runs += 1
+        for name, value in zip(self.replaced, outputs):
+            setattr(state, name, value)
+        counts = self.solver.oracles.counts
+        for key, n in self.counts.items():
+            counts[key] += n
+
+    def _build(self, state, drawn):
+        self.names = [k for k, v in vars(state).items() if torch.is_tensor(v)]
+        # first trace: find the data rows each batch reads; then trace with
+        # those rows as inputs
+        self.data_rows = []
+        self._trace(state, drawn)
+        graph, inputs = self._trace(state, drawn)
+        if graph is None:
+            raise NotTraceable("the step reads other data rows at its second "
+                               "trace")
+        self.kernel = compiled.compile_graph(graph, inputs)
+        compiled._N_STEPS[0] += 1
+
+    def _trace(self, state, drawn):
+        """(graph, example inputs) of one iteration from ``state`` (left
+        unchanged: the trace runs on copies) with the ``drawn`` batches;
+        sets ``replaced`` and ``counts`` and extends ``data_rows``."""
+        solver = self.solver
+        others = {k: v for k, v in vars(state).items()
+                  if k not in self.names}
+        n_state, n_draws = len(self.names) + 1, len(drawn)
+        known_rows = len(self.data_rows)
+        row_slots = {(slot, id(tensor), dim): n_state + n_draws + i
+                     for i, (slot, tensor, dim) in enumerate(self.data_rows)}
+        # the batches without their block marker (their own rows of the
+        # state, e.g. x_i, are gathered in the graph), and distinct tensor
+        # objects even where two draws are the same block: the tracer tells
+        # inputs apart by identity
+        plain = [batch.view(-1) for batch in drawn]
+        inputs = ([getattr(state, name).clone() for name in self.names]
+                  + [torch.tensor(float(solver.n_iter), dtype=torch.float64)]
+                  + plain + [_fresh(_rows(drawn[slot], tensor, dim))
+                             for slot, tensor, dim in self.data_rows])
+        replaced, found = [], set()
+
+        def iteration(*args):
+            slots = {id(args[n_state + k]): k for k in range(n_draws)}
+
+            def rows(tensor, idx, dim):
+                slot = slots.get(id(idx))
+                if slot is None:
+                    return None
+                if _traced(tensor):  # state or computed: gather in the graph
+                    return tensor.index_select(dim, idx)
+                key = (slot, id(tensor), dim)
+                if key in row_slots:
+                    return args[row_slots[key]]
+                if key not in found:  # first trace only
+                    found.add(key)
+                    self.data_rows.append((slot, tensor, dim))
+                return _rows(drawn[slot], tensor, dim)
+
+            st = type(state)(**others, **dict(zip(self.names, args)))
+            draws = _Draws(self.order, args[n_state:n_state + n_draws])
+            saved_n_iter = solver.n_iter
+            solver.n_iter = args[n_state - 1]
+            batches.TAKE_HOOK.append(rows)
+            try:
+                self._with_samplers(
+                    {name: draws.sampler(name) for name in SAMPLERS},
+                    lambda: solver.step(st))
+            finally:
+                batches.TAKE_HOOK.pop()
+                solver.n_iter = saved_n_iter
+            draws.check_done()
+            after = vars(st)
+            if set(after) != set(self.names) | set(others) or any(
+                    after[k] is not v for k, v in others.items()):
+                raise NotTraceable("the step changes a state attribute that "
+                                   "is not a tensor")
+            replaced.clear()
+            replaced.extend(k for i, k in enumerate(self.names)
+                            if after[k] is not args[i])
+            return tuple(after[k] for k in replaced)
+
+        counts = solver.oracles.counts
+        before = dict(counts)
+        try:
+            with compiled.inlined():
+                graph = compiled.trace(iteration, inputs)
+        finally:
+            self.counts = {k: counts[k] - before[k] for k in counts}
+            counts.update(before)
+        self.replaced = list(replaced)
+        if len(self.data_rows) > known_rows:
+            return None, None
+        return graph, inputs
+
+
+def _rows(batch, tensor, dim):
+    """The rows of ``tensor`` a batch reads, computed once per block."""
+    cache = batch.__dict__.setdefault("_rows", {})
+    key = (id(tensor), dim)
+    rows = cache.get(key)
+    if rows is None:
+        rows = cache[key] = batches.take(tensor, batch, dim)
+    return rows
+
+
+def _fresh(tensor):
+    """A new tensor object viewing the same elements."""
+    return tensor.as_strided(tensor.shape, tensor.stride(),
+                             tensor.storage_offset())
+
+
+def _traced(tensor):
+    """Whether ``tensor`` is an input of the graph being traced or computed
+    in it (else it is a constant: the problem's data). Under the trace's
+    functionalization, those are the functional tensors."""
+    return torch._is_functional_tensor(tensor)
