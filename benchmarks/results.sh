@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the runs, figures and tables of docs/RESULTS.md, offline:
 #   BENCHOPT_DATA_HOME=/path/to/data bash benchmarks/results.sh
-# About two and three quarter hours on 2 CPU cores (two runs at a time, one thread
+# About three hours on 2 CPU cores (two runs at a time, one thread
 # each), most of it the 20newsgroups runs. The figures need matplotlib
 # (`pip install matplotlib`; not a requirement of the benchmark itself).
 # Needs fashion-mnist/, ijcnn1/ and 20newsgroups/ in BENCHOPT_DATA_HOME
@@ -35,7 +35,10 @@ run --output results_minimaxopt_fashion_mnist --config experiments/minimaxopt_hy
 # BVFIM's setup with its two-layer network (nonconvex inner problem)
 run --output results_bvfim_mlp_fashion_mnist --config experiments/bvfim_mlp_hyper_cleaning.yml &
 wait
-run --output results_minimaxopt_mlp_mnist_embedded --config experiments/minimaxopt_mlp_hyper_cleaning.yml
+run --output results_minimaxopt_mlp_mnist_embedded --config experiments/minimaxopt_mlp_hyper_cleaning.yml &
+# FSLA's setup with its convolutional network
+run --output results_fsla_cnn_fashion_mnist --config experiments/fsla_cnn_hyper_cleaning.yml &
+wait
 
 python benchmarks/results_figures.py outputs/results_fashion_mnist.parquet \
     outputs/results_mnist_embedded.parquet --out docs/figures \
@@ -45,13 +48,14 @@ python benchmarks/results_figures.py outputs/results_ijcnn1.parquet \
     outputs/results_20newsgroups.parquet --out docs/figures \
     --metric objective_test_accuracy --metric objective_value
 for f in fsla_fashion_mnist bvfim_fashion_mnist minimaxopt_fashion_mnist \
-        bvfim_mlp_fashion_mnist minimaxopt_mlp_mnist_embedded; do
+        bvfim_mlp_fashion_mnist minimaxopt_mlp_mnist_embedded \
+        fsla_cnn_fashion_mnist; do
     python benchmarks/results_figures.py "outputs/results_$f.parquet" \
         --out docs/figures --metric objective_test_accuracy \
         --metric objective_value --metric objective_cleaning_f1
 done
 for f in fashion_mnist mnist_embedded ijcnn1 20newsgroups fsla_fashion_mnist \
         bvfim_fashion_mnist minimaxopt_fashion_mnist bvfim_mlp_fashion_mnist \
-        minimaxopt_mlp_mnist_embedded; do
+        minimaxopt_mlp_mnist_embedded fsla_cnn_fashion_mnist; do
     python benchmarks/results_table.py "outputs/results_$f.parquet"
 done
