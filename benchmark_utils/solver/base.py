@@ -51,7 +51,7 @@ INTERRUPTED_HINT = (
 )
 
 
-#: Upper bound on the warm-up of compiled oracles (seconds).
+#: Upper bound on the warm-up of compiled oracles and iterations (seconds).
 WARM_UP_SECONDS = 120
 
 

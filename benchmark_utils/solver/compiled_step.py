@@ -139,15 +139,16 @@ class CompiledStep:
         draws.check_done()
 
     # -- the compiled iteration ----------------------------------------------
-    def _inputs(self, state, drawn):
+    def _inputs(self, state_tensors, batches, rows):
+        """The graph's inputs, in its order."""
         n_iter = torch.tensor(float(self.solver.n_iter), dtype=torch.float64)
-        rows = [_rows(drawn[slot], tensor, dim)
-                for slot, tensor, dim in self.data_rows]
-        return ([getattr(state, name) for name in self.names] + [n_iter]
-                + drawn + rows)
+        return [*state_tensors, n_iter, *batches, *rows]
 
     def _run(self, state, drawn):
-        outputs = self.kernel(self._inputs(state, drawn))
+        outputs = self.kernel(self._inputs(
+            [getattr(state, name) for name in self.names], drawn,
+            [_rows(drawn[slot], tensor, dim)
+             for slot, tensor, dim in self.data_rows]))
         self.n_runs += 1
         for name, value in zip(self.replaced, outputs):
             setattr(state, name, value)
@@ -183,11 +184,11 @@ class CompiledStep:
         # state, e.g. x_i, are gathered in the graph), and distinct tensor
         # objects even where two draws are the same block: the tracer tells
         # inputs apart by identity
-        plain = [batch.view(-1) for batch in drawn]
-        inputs = ([getattr(state, name).clone() for name in self.names]
-                  + [torch.tensor(float(solver.n_iter), dtype=torch.float64)]
-                  + plain + [_fresh(_rows(drawn[slot], tensor, dim))
-                             for slot, tensor, dim in self.data_rows])
+        inputs = self._inputs(
+            [getattr(state, name).clone() for name in self.names],
+            [batch.view(-1) for batch in drawn],
+            [_fresh(_rows(drawn[slot], tensor, dim))
+             for slot, tensor, dim in self.data_rows])
         replaced, found = [], set()
 
         def iteration(*args):
