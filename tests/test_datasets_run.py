@@ -1,5 +1,10 @@
 """Every data set runs through `benchopt run` with Implicit-GD and a
-stochastic solver (SOBA) for a few seconds and logs finite metrics."""
+stochastic solver (SOBA) for a few evaluations and logs finite metrics.
+
+The run is bounded by its number of evaluations (``-n 3``), not by time: the
+timeout is only a safety net, wide enough for a slow machine (one exact
+Implicit-GD step on 20newsgroups takes about 2 s here, more on a loaded
+machine), so that the test never depends on the machine's speed."""
 import os
 import subprocess
 import sys
@@ -41,7 +46,7 @@ def test_benchopt_run_on_dataset(name, bench, tmp_path):
     output = ROOT / "outputs" / f"test_dataset_run_{name}.parquet"
     cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT),
            "-d", DATASETS[name], "-s", "Implicit-GD[step_size=1.0]",
-           "-s", "SOBA", "-n", "3", "-r", "1", "--timeout", "5",
+           "-s", "SOBA", "-n", "3", "-r", "1", "--timeout", "120",
            "--no-plot", "--output", output.stem]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
