@@ -9,10 +9,14 @@ linear problem, the MLP with 300 ReLU units, the CNN of
 ``benchmark_utils/problems/networks.py``), in one process, one thread,
 float32:
 
-- ``SOBA``: one ``solver.step`` of the SOBA solver (its default parameters,
+- ``SOBA``: one iteration of the SOBA solver (its default parameters,
   ``batch_size``, ``sampling="shuffle"``): one fused ``inner_oracles`` call
   (grad_y g, H v, J v on an inner batch) and one ``grad_outer`` call on an
-  outer batch;
+  outer batch, then the updates of y, v and x;
+- ``compiled``: the same with ``compile=True``, warmed up first, where the
+  problem's oracles can be traced into one compiled iteration (the linear
+  model and the MLP, on CPU; the last smaller batch of an epoch runs
+  eagerly, as in a benchmark run);
 - ``floor``: one plain forward + backward pass of the same network written
   with ``torch.nn`` layers (``nn.Linear`` / ``nn.Conv2d``, their own
   parameters, ``loss.backward()``), on a batch of the same size gathered
@@ -44,13 +48,15 @@ def load_problem(model, source, device, n_train, n_val):
     return dataset.get_instance(**params).get_data()["problem"]
 
 
-def soba_solver(problem, batch_size):
+def soba_solver(problem, batch_size, compile=False):
     from benchopt.benchmark import Benchmark
     bench = Benchmark(str(ROOT))
     solver_class = next(s for s in bench.get_solvers() if s.name == "SOBA")
     solver = solver_class.get_instance(batch_size=batch_size,
-                                       sampling="shuffle", random_state=0)
+                                       sampling="shuffle", random_state=0,
+                                       compile=compile)
     solver.set_objective(problem=problem)
+    solver.warm_up()
     solver.reset()
     return solver
 
@@ -133,7 +139,10 @@ def main(argv=None):
         problem = load_problem(model, args.source, args.device,
                                args.n_train, args.n_val)
         solver = soba_solver(problem, args.batch_size)
-        cases[model, "SOBA"] = (lambda s=solver: s.step(s.state))
+        cases[model, "SOBA"] = solver.next_iteration
+        if problem.traceable and device.type == "cpu":
+            cases[model, "compiled"] = soba_solver(
+                problem, args.batch_size, compile=True).next_iteration
         cases[model, "floor"] = floor_step(
             problem, model, args.batch_size,
             torch.Generator().manual_seed(0))
@@ -143,12 +152,15 @@ def main(argv=None):
             best[key] = min(best[key], timed(step, args.seconds, device))
     print(f"batch {args.batch_size}, float32, 1 thread, {args.device}; "
           f"best of {args.rounds} rounds")
-    print(f"{'model':8s} {'SOBA ms':>8s} {'it/s':>8s} {'floor ms':>9s} "
-          f"{'it/s':>8s} {'ratio':>6s}")
+    print(f"{'model':8s} {'SOBA ms':>8s} {'it/s':>6s} {'compiled ms':>11s} "
+          f"{'it/s':>6s} {'floor ms':>9s} {'it/s':>6s} {'SOBA/floor':>10s} "
+          f"{'compiled/floor':>14s}")
     for model in args.models:
         soba, floor = best[model, "SOBA"], best[model, "floor"]
-        print(f"{model:8s} {1e3 * soba:8.3f} {1 / soba:8.0f} "
-              f"{1e3 * floor:9.3f} {1 / floor:8.0f} {soba / floor:6.2f}")
+        fast = best.get((model, "compiled"), np.nan)
+        print(f"{model:8s} {1e3 * soba:8.3f} {1 / soba:6.0f} "
+              f"{1e3 * fast:11.3f} {1 / fast:6.0f} {1e3 * floor:9.3f} "
+              f"{1 / floor:6.0f} {soba / floor:10.2f} {fast / floor:14.2f}")
     return SimpleNamespace(best=best)
 
 

@@ -7,6 +7,7 @@ import torch
 from benchmark_utils.batches import contiguous_blocks
 from benchmark_utils.problems import compiled, hyper_cleaning
 from benchmark_utils.problems.hyper_cleaning import make_hyper_cleaning
+from benchmark_utils.problems.networks import make_network_hyper_cleaning
 from conftest import run_steps
 
 ORACLES = ["grad_inner", "grad_inner_y", "grad_inner_x", "hvp", "cross",
@@ -114,6 +115,50 @@ def test_compiled_iterations_match_eager(name, sampling, make_solver):
     for key in ("inner_var", "outer_var"):
         eager, fast = results[0][key], results[1][key]
         assert torch.isfinite(eager).all()
+        torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+
+
+def small_mlp_problem(activation, chunk_size):
+    rng = np.random.default_rng(0)
+    X, labels = rng.normal(size=(150, 12)), rng.integers(0, 4, 150)
+    problem = make_network_hyper_cleaning(
+        "mlp", X[:100], labels[:100], X[100:], labels[100:], hidden=7,
+        activation=activation, n_classes=4, reg=0.01, dtype=torch.float64)
+    problem.chunk_size = chunk_size
+    return problem
+
+
+# the MLP's closed-form oracles, traced: ReLU on gathered batches, the
+# identity on blocks, and batches split into two chunks (chunk_size 8)
+MLP_CASES = [("SOBA", "relu", "shuffle", 4096),
+             ("SOBA", "identity", "blocks", 4096),
+             ("SOBA", "relu", "blocks", 8),
+             ("FSLA", "relu", "shuffle", 4096),
+             ("StocBiO", "relu", "blocks", 4096),
+             ("F2SA", "relu", "shuffle", 4096)]
+
+
+@pytest.mark.parametrize("name, activation, sampling, chunk_size",
+                         MLP_CASES)
+def test_compiled_iterations_match_eager_on_mlp(name, activation, sampling,
+                                                chunk_size, make_solver):
+    problem = small_mlp_problem(activation, chunk_size)
+    assert problem.traceable
+    results = []
+    for compile_ in (False, True):
+        solver = make_solver(name, problem, batch_size=16, compile=compile_,
+                             sampling=sampling, step_size=0.1,
+                             **TRACEABLE[name])
+        run_steps(solver, 20)
+        results.append(solver.get_result())
+    compiled_step = solver._compiled_step
+    assert compiled_step.kernel is not None and not compiled_step.failed
+    assert compiled_step.n_runs > 0
+    assert results[1]["oracle_counts"] == results[0]["oracle_counts"]
+    for key in ("inner_var", "outer_var"):
+        eager, fast = results[0][key], results[1][key]
+        assert torch.isfinite(eager).all()
+        assert not torch.equal(eager, getattr(problem, key + "0"))
         torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
 
 

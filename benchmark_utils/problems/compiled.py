@@ -64,6 +64,12 @@ def compile_graph(graph, tensors):
         return compile_fx_inner(graph, list(tensors))
 
 
+def tracing():
+    """True while a compiled iteration traces through the oracles
+    (within :func:`inlined`)."""
+    return bool(_INLINED)
+
+
 @contextlib.contextmanager
 def inlined():
     """Within: :func:`call` runs ``fn`` eagerly (for a caller's trace)."""

@@ -109,6 +109,7 @@ import torch
 from torch.func import functional_call, jvp
 
 from benchmark_utils.batches import add_at, take
+from benchmark_utils.problems import compiled
 from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.problems.hyper_cleaning import (
     check_labels,
@@ -571,15 +572,18 @@ class MLPProblem(NetworkProblem):
     (238,510 floats for 784-300-10) cost a third of a product each, and
     autograd's double backward adds several (the concatenation of the
     blocks of each gradient, the ridge terms, accumulations). Here every
-    weight gradient is one ``addmm`` writing straight into its block of the
-    output with the ridge term folded in (``beta=reg``), and the four large
-    products of ``inner_oracles`` (a W1, a V1, a^T G1, a^T dG1) are the
-    minimum (SOBA then needs 6 products where one plain torch.nn forward +
-    backward pass needs 2): SOBA's iteration measured 3.3-3.5x that pass
-    (``benchmarks/network_throughput.py``, float32, one thread, a shared
+    weight gradient is one product written straight into its block of the
+    output, the ridge term added in place, and the four large products of
+    ``inner_oracles`` (a W1, a V1, a^T G1, a^T dG1) are the minimum (SOBA
+    then needs 6 products where one plain torch.nn forward + backward pass
+    needs 2): SOBA's iteration measured 3.4-3.5x that pass eagerly and
+    2.8x as a compiled iteration (``compile=True``;
+    ``benchmarks/network_throughput.py``, float32, one thread, a shared
     2-core machine), against 5.4x with the double backward of the parent
     class.
     """
+
+    traceable = True
 
     def __init__(self, module, *args, **kwargs):
         if not isinstance(module, MLP):
@@ -605,28 +609,29 @@ class MLPProblem(NetworkProblem):
         return table if idx is None else take(table, idx)
 
     def _forward(self, y, A):
-        """(Z1, u, mask or None, Z2)."""
+        """(u, Z2)."""
         W1, b1, W2, b2 = self._blocks(y)
-        Z1 = torch.addmm(b1, A, W1)
+        u = torch.addmm(b1, A, W1)
         if self._relu:
-            # as a float once: a boolean factor is converted at every use
-            mask = (Z1 > 0).to(Z1.dtype)
-            u = Z1.mul_(mask)
-        else:
-            mask, u = None, Z1
-        return Z1, u, mask, torch.addmm(b2, u, W2)
+            u.relu_()
+        return u, torch.addmm(b2, u, W2)
 
-    def _mask(self, G, mask):
-        return G if mask is None else G.mul_(mask)
+    def _mask(self, G, u):
+        """m G, with m = act'(Z1) read off u = act(Z1) (u > 0 iff Z1 > 0
+        for ReLU): one operator, where a float mask costs a comparison, a
+        conversion and a product at each use."""
+        if not self._relu:
+            return G
+        return torch.ops.aten.threshold_backward(G, u, 0)
 
     @staticmethod
     def _write(out, base, reg, first, m1, m2):
         """out (+)= m1 @ m2 (+ reg base on the first chunk)."""
         if not first:
             return out.addmm_(m1, m2)
-        if base is None:
-            return torch.mm(m1, m2, out=out)
-        return torch.addmm(base, m1, m2, beta=reg, out=out)
+        torch.mm(m1, m2, out=out)
+        # (addmm's beta costs a pass more than this in-place add)
+        return out if base is None else out.add_(base, alpha=reg)
 
     @staticmethod
     def _write_sum(out, base, reg, first, G):
@@ -639,6 +644,9 @@ class MLPProblem(NetworkProblem):
     def _backward_into(self, out, base, first, A, u, G1, G2, extra=None):
         """Write the gradient blocks (a^T G1, sum G1, u^T G2 [+ extra],
         sum G2) [+ reg base] of a chunk into the flat ``out``."""
+        if compiled.tracing():
+            return self._backward_traced(out, base, first, A, u, G1, G2,
+                                         extra)
         oW1, ob1, oW2, ob2 = self._blocks(out)
         bW1, bb1, bW2, bb2 = (None,) * 4 if base is None \
             else self._blocks(base)
@@ -648,6 +656,24 @@ class MLPProblem(NetworkProblem):
         if extra is not None:
             oW2.addmm_(*extra)
         self._write_sum(ob2, bb2, self.reg, first, G2)
+
+    def _backward_traced(self, out, base, first, A, u, G1, G2, extra):
+        """:meth:`_backward_into` for a compiled iteration: the blocks
+        concatenated, then written whole. Traced, writes into views of
+        ``out`` become masked scatters over all of y, one per block (an
+        iteration then ran 1.5 ms of such kernels, more than its six
+        products); a concatenation of products is one buffer the products
+        are written into, and the ridge term and the solver's update fuse
+        into one pass over it."""
+        gW2 = torch.mm(u.T, G2)
+        if extra is not None:
+            gW2.addmm_(*extra)
+        flat = torch.cat([torch.mm(A.T, G1).flatten(), G1.sum(dim=0),
+                          gW2.flatten(), G2.sum(dim=0)])
+        if not first:
+            return out.add_(flat)
+        return out.copy_(flat if base is None
+                         else flat.add_(base, alpha=self.reg))
 
     def _residual(self, Z2, Y):
         P = torch.softmax(Z2, dim=1)
@@ -659,10 +685,10 @@ class MLPProblem(NetworkProblem):
         W2 = self._blocks(inner_var)[2]
         Y = self._onehot("train", idx)
         for k, (A, _, s, c) in enumerate(chunks):
-            _, u, mask, Z2 = self._forward(inner_var, A)
+            u, Z2 = self._forward(inner_var, A)
             G2 = self._residual(Z2, Y.narrow(0, *c))[1].mul_(
                 (s / n)[:, None])
-            G1 = self._mask(torch.mm(G2, W2.T), mask)
+            G1 = self._mask(torch.mm(G2, W2.T), u)
             self._backward_into(out, inner_var, k == 0, A, u, G1, G2)
         return out
 
@@ -674,9 +700,9 @@ class MLPProblem(NetworkProblem):
         W2 = self._blocks(inner_var)[2]
         for k, c in enumerate(_chunks(n, self.chunk_size)):
             A = A_all.narrow(0, *c)
-            _, u, mask, Z2 = self._forward(inner_var, A)
+            u, Z2 = self._forward(inner_var, A)
             G2 = self._residual(Z2, Y_all.narrow(0, *c))[1].mul_(1.0 / n)
-            G1 = self._mask(torch.mm(G2, W2.T), mask)
+            G1 = self._mask(torch.mm(G2, W2.T), u)
             self._backward_into(out, None, k == 0, A, u, G1, G2)
         return out
 
@@ -687,20 +713,20 @@ class MLPProblem(NetworkProblem):
         ce_all = []
         Y = self._onehot("train", idx)
         for k, (A, lab, s, c) in enumerate(chunks):
-            _, u, mask, Z2 = self._forward(inner_var, A)
+            u, Z2 = self._forward(inner_var, A)
             logp = torch.log_softmax(Z2, dim=1)
             ce_all.append(-logp.gather(1, lab[:, None])[:, 0])
             G2 = (logp.exp_() - Y.narrow(0, *c)).mul_(
                 (s / n)[:, None])
-            G1 = self._mask(torch.mm(G2, W2.T), mask)
+            G1 = self._mask(torch.mm(G2, W2.T), u)
             self._backward_into(out, inner_var, k == 0, A, u, G1, G2)
         return out, self._x_direction(outer_var, idx, _cat(ce_all),
                                       _cat([c[2] for c in chunks]), n)
 
-    def _tangent(self, v, A, u, mask, W2):
+    def _tangent(self, v, A, u, W2):
         """(du, dZ2) along the direction v."""
         V1, c1, V2, c2 = self._blocks(v)
-        du = self._mask(torch.addmm(c1, A, V1), mask)
+        du = self._mask(torch.addmm(c1, A, V1), u)
         return du, torch.addmm(c2, du, W2).addmm_(u, V2)
 
     def _second_order(self, inner_var, outer_var, v, idx, want_grad,
@@ -713,20 +739,20 @@ class MLPProblem(NetworkProblem):
         dce = []
         Y = self._onehot("train", idx)
         for k, (A, _, s, c) in enumerate(chunks):
-            _, u, mask, Z2 = self._forward(inner_var, A)
+            u, Z2 = self._forward(inner_var, A)
             P, R = self._residual(Z2, Y.narrow(0, *c))
-            du, dZ2 = self._tangent(v, A, u, mask, W2)
+            du, dZ2 = self._tangent(v, A, u, W2)
             if want_jv:
                 dce.append((R * dZ2).sum(dim=1))
             w = (s / n)[:, None]
             G2 = R.mul_(w)
             if want_grad:
-                G1 = self._mask(torch.mm(G2, W2.T), mask)
+                G1 = self._mask(torch.mm(G2, W2.T), u)
                 self._backward_into(grad, inner_var, k == 0, A, u, G1, G2)
             if want_hv:
                 PdZ = P * dZ2
                 dG2 = PdZ.sub_(P * PdZ.sum(dim=1, keepdim=True)).mul_(w)
-                dG1 = self._mask(torch.mm(dG2, W2.T).addmm_(G2, V2.T), mask)
+                dG1 = self._mask(torch.mm(dG2, W2.T).addmm_(G2, V2.T), u)
                 self._backward_into(hv, v, k == 0, A, u, dG1, dG2,
                                     extra=(du.T, G2))
         jv = None
