@@ -53,7 +53,8 @@ PAPER_CONFIGS = ("f2sa_adam_hyper_cleaning.yml", "f2sa_adam_ijcnn1.yml",
 #: Validation-only tuning grids, one per tuned family.
 GRIDS = ("grid_defaults.yml", "grid_f2sa.yml", "grid_hyper_cleaning.yml",
          "grid_ijcnn1.yml", "grid_20newsgroups.yml", "grid_defaults_more.yml",
-         "grid_bvfim_mlp.yml", "grid_minimaxopt_mlp.yml",
+         "grid_bvfim_mlp.yml", "grid_bvfim_mlp_outer.yml",
+         "grid_minimaxopt_mlp.yml",
          "grid_fsla_cnn.yml")
 CUSTOM_PLOTS = ("oracle_curve", "time_to_target", "target_time_table")
 
