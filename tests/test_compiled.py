@@ -14,11 +14,16 @@ ORACLES = ["grad_inner", "grad_inner_y", "grad_inner_x", "hvp", "cross",
            "inner_oracles", "grad_outer_y"]
 
 
-def small_problem(dtype):
+def small_data():
+    """150 samples of 12 features in 4 classes: 100 to train, 50 to
+    validate."""
     rng = np.random.default_rng(0)
     X, labels = rng.normal(size=(150, 12)), rng.integers(0, 4, 150)
-    return make_hyper_cleaning(X[:100], labels[:100], X[100:], labels[100:],
-                               n_classes=4, dtype=dtype)
+    return X[:100], labels[:100], X[100:], labels[100:]
+
+
+def small_problem(dtype):
+    return make_hyper_cleaning(*small_data(), n_classes=4, dtype=dtype)
 
 
 def batches(n):
@@ -119,11 +124,9 @@ def test_compiled_iterations_match_eager(name, sampling, make_solver):
 
 
 def small_mlp_problem(activation, chunk_size):
-    rng = np.random.default_rng(0)
-    X, labels = rng.normal(size=(150, 12)), rng.integers(0, 4, 150)
     problem = make_network_hyper_cleaning(
-        "mlp", X[:100], labels[:100], X[100:], labels[100:], hidden=7,
-        activation=activation, n_classes=4, reg=0.01, dtype=torch.float64)
+        "mlp", *small_data(), hidden=7, activation=activation, n_classes=4,
+        reg=0.01, dtype=torch.float64)
     problem.chunk_size = chunk_size
     return problem
 
