@@ -92,8 +92,8 @@ def test_solver_iterates_match_eager(name, make_solver):
         torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
 
 
-# (short inner loops: an iteration that draws a smaller batch runs eagerly,
-# and with 21 draws every iteration would)
+# (short inner loops: with 21 draws, nearly every iteration would draw a
+# smaller batch, and the full-size kernel would go untested)
 TRACEABLE = {"SOBA": {}, "FSLA": {},
              "StocBiO": dict(n_inner_steps=2, n_neumann_steps=2),
              "F2SA": dict(n_inner_steps=1)}
@@ -103,9 +103,9 @@ TRACEABLE = {"SOBA": {}, "FSLA": {},
 @pytest.mark.parametrize("name", TRACEABLE)
 def test_compiled_iterations_match_eager(name, sampling, make_solver):
     """Whole compiled iterations give the eager iterates and oracle counts,
-    the eager iterations on smaller batches included (batches of 16 on 100
-    and 50 samples: a smaller last block every few iterations, and the
-    same block twice in one iteration at epoch ends)."""
+    those on smaller batches included (batches of 16 on 100 and 50
+    samples: a smaller last block every few iterations, and the same block
+    twice in one iteration at epoch ends)."""
     problem = small_problem(torch.float64)
     results = []
     for compile_ in (False, True):
@@ -115,7 +115,10 @@ def test_compiled_iterations_match_eager(name, sampling, make_solver):
         results.append(solver.get_result())
     compiled_step = solver._compiled_step
     assert compiled_step.kernel is not None and not compiled_step.failed
-    assert 0 < compiled_step.n_runs < 29  # some iterations ran eagerly
+    # every iteration but the first (which records the draws) ran
+    # compiled, some on a smaller batch
+    assert compiled_step.n_runs == 29
+    assert 0 < compiled_step.n_shaped_runs < 29
     assert results[1]["oracle_counts"] == results[0]["oracle_counts"]
     for key in ("inner_var", "outer_var"):
         eager, fast = results[0][key], results[1][key]
@@ -156,7 +159,7 @@ def test_compiled_iterations_match_eager_on_mlp(name, activation, sampling,
         results.append(solver.get_result())
     compiled_step = solver._compiled_step
     assert compiled_step.kernel is not None and not compiled_step.failed
-    assert compiled_step.n_runs > 0
+    assert compiled_step.n_runs > compiled_step.n_shaped_runs > 0
     assert results[1]["oracle_counts"] == results[0]["oracle_counts"]
     for key in ("inner_var", "outer_var"):
         eager, fast = results[0][key], results[1][key]
@@ -202,14 +205,17 @@ def test_warm_up_compiles_every_batch_shape(make_solver):
     """After the warm-up, a run compiles nothing more (the remainder
     batches of both samplers included)."""
     problem = small_problem(torch.float64)
-    for name in ("SOBA", "SABA", "StocBiO"):
+    for name, sampling in [("SOBA", "shuffle"), ("SABA", "shuffle"),
+                           ("StocBiO", "shuffle"), ("F2SA", "blocks")]:
         solver = make_solver(name, problem, batch_size=16, compile=True,
-                             sampling="shuffle", eval_freq=4)
+                             sampling=sampling, eval_freq=4)
         solver.warm_up()
         solver.reset()
         before = compiled.n_compiled()
         run_steps(solver, 60)  # 60 steps: several epochs of both splits
         assert compiled.n_compiled() == before, name
+        if solver._compiled_step is not None:  # the smaller batches too
+            assert solver._compiled_step.n_shaped_runs > 0, name
 
 
 def test_compile_parameter_is_checked(make_solver):

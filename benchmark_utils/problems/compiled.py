@@ -41,18 +41,44 @@ def _signature(tensors):
     return tuple((t.shape, t.stride(), t.dtype, t.device) for t in tensors)
 
 
-def trace(fn, tensors):
+def trace(fn, tensors, fake_mode=None):
     """The graph of ``fn(*tensors)`` (a tuple of tensors), traced with
     ``make_fx`` after inductor's decompositions. In-place updates of the
     inputs stay in the graph as copies into them at its end
     (functionalization; views stay views, so that a transposed operand
-    reaches the matrix product without a copy)."""
+    reaches the matrix product without a copy). ``fake_mode``: that of
+    :func:`symbolic` inputs."""
     from torch._inductor.decomposition import select_decomp_table
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    with torch.no_grad():
+    with torch.no_grad(), fake_mode or contextlib.nullcontext():
         return make_fx(torch.func.functionalize(fn, remove="mutations"),
                        decomposition_table=select_decomp_table())(*tensors)
+
+
+def symbolic(tensors, dims):
+    """``(fake_mode, fakes)``: fake copies of ``tensors`` for a trace whose
+    graph takes any size along dimension ``dims[i]`` of input ``i`` (None:
+    every size fixed), each such size its own symbol of
+    ``fake_mode.shape_env`` (and so may be the strides of those inputs).
+    The assumptions the trace and the compiler make about those sizes end
+    up in that environment's ``guards``."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import (
+        DimDynamic,
+        ShapeEnv,
+        StatelessSymbolicContext,
+    )
+
+    mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
+    fakes = []
+    for tensor, dim in zip(tensors, dims):
+        sizes = [DimDynamic.DYNAMIC if d == dim else DimDynamic.STATIC
+                 for d in range(tensor.dim())]
+        fakes.append(mode.from_tensor(
+            tensor,
+            symbolic_context=StatelessSymbolicContext(dynamic_sizes=sizes)))
+    return mode, fakes
 
 
 def compile_graph(graph, tensors):

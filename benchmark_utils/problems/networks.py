@@ -252,6 +252,8 @@ def _cat(tensors):
 
 
 def _chunks(n, chunk_size):
+    if n <= chunk_size:  # (n may be a traced symbolic size: no range(n))
+        return [(0, n)]
     return [(start, min(chunk_size, n - start))
             for start in range(0, n, chunk_size)]
 

@@ -103,9 +103,9 @@ class StochasticBilevelSolver(BaseSolver):
         """With compiled oracles: run steps until every sampler has drawn a
         whole epoch (a memory method's partitions: one batch of each size),
         so that each batch shape, the smaller last batch included, has
-        compiled its kernels, and the compiled iteration too, before
-        benchopt starts its timer (at most ``WARM_UP_SECONDS``). ``run``
-        starts afresh afterwards."""
+        compiled its kernels, and the compiled iterations too (on full-size
+        and on smaller batches), before benchopt starts its timer (at most
+        ``WARM_UP_SECONDS``). ``run`` starts afresh afterwards."""
         if not self.problem.compiled:
             return
         self.reset()
@@ -119,7 +119,9 @@ class StochasticBilevelSolver(BaseSolver):
             # (a sampler the solver does not call stays at 0 epochs; a
             # compiled iteration compiles at the second one)
             if (self.n_iter >= max(n_sizes, 2)
-                    and all(s.n_epochs != 1 for s in samplers)) or \
+                    and all(s.n_epochs != 1 for s in samplers)
+                    and (self._compiled_step is None
+                         or self._compiled_step.ready)) or \
                     time.perf_counter() > deadline:
                 break
 

@@ -20,17 +20,23 @@ How an iteration runs:
 - The first iteration runs eagerly and records the order of the draws.
 - Every later one draws its batches first, in that order. When all of them
   have ``batch_size`` samples, it runs the compiled iteration, traced and
-  compiled on first use; an iteration that draws a smaller batch (the last
-  one of an epoch) runs eagerly on the drawn batches, so that only one
-  graph is compiled per solver.
+  compiled on first use. An iteration that draws a smaller batch (the last
+  one of an epoch) runs a second compiled iteration, traced once with every
+  batch's size a symbol (:class:`_Shaped`), so that one graph serves every
+  pattern of sizes (F2SA's 32 draws meet an epoch's end every fifth
+  iteration, at any of them); it runs eagerly on the sizes for which that
+  graph's assumptions do not hold (e.g. a size the compiler fixed). The
+  full-size graph stays: its fixed sizes make it a few percent faster.
 - The graph's inputs are the state's tensors, ``n_iter``, the batches'
   index tensors and the data rows each batch reads (views of the data for
   a block, as the eager oracles read them). In-place updates of the state
   stay in place; a state tensor the step replaces is replaced.
-- The oracle counts an iteration adds are those of its trace.
+- The oracle counts an iteration adds are those of its trace (with
+  symbolic sizes, expressions of the batches' sizes).
 
 If tracing or compiling fails (an untraceable step, no C++ compiler), the
-solver warns once, with the reason, and runs eagerly from then on.
+solver warns once, with the reason, and runs eagerly from then on (only
+its iterations on smaller batches, if only the symbolic graph fails).
 """
 import warnings
 
@@ -78,9 +84,31 @@ class CompiledStep:
     def __init__(self, solver):
         self.solver = solver
         self.order = None   # sampler names, in the order the step draws
-        self.kernel = None
+        self.names = None   # the state's tensors, in the graphs' order
+        self.kernel = None  # the iteration on full-size batches
+        self.counts = None  # ... and the oracle counts it adds
+        self.shaped = None  # _Shaped: on smaller ones; False: unavailable
         self.failed = False
-        self.n_runs = 0  # iterations the kernel ran
+        self.n_runs = 0  # iterations a compiled kernel ran
+        self.n_shaped_runs = 0  # ... of which on a smaller batch
+
+    @property
+    def ready(self):
+        """Whether the kernels a run needs are compiled (or unavailable):
+        the symbolic one if a sampler the step draws from has a smaller
+        last batch, else the full-size one. (With a smaller last batch
+        and many draws an iteration, as F2SA's 32 on small data, every
+        iteration may meet it: the full-size kernel is then compiled when
+        a full-size iteration first comes, if one does.)"""
+        solver = self.solver
+        samplers = {getattr(solver, name) for name in self.order or ()}
+        if self.failed or any(sampler.full for sampler in samplers):
+            return True  # (full batches run eagerly: nothing to compile)
+        if self.order is None:
+            return False
+        if any(sampler.n_samples % solver.batch_size for sampler in samplers):
+            return self.shaped is not None
+        return self.kernel is not None
 
     def __call__(self, state):
         solver = self.solver
@@ -88,22 +116,33 @@ class CompiledStep:
             self.order = self._record(state)
             return
         drawn = [getattr(solver, name)() for name in self.order]
-        if self.failed or not all(
-                b is not None and b.shape[0] == solver.batch_size
-                for b in drawn):
+        if self.failed or any(b is None for b in drawn):
             return self._eager(state, drawn)
-        if self.kernel is None:
+        if all(b.shape[0] == solver.batch_size for b in drawn):
+            if self.kernel is None:
+                try:
+                    self.kernel, self.counts = self._build(state, drawn)
+                except Exception as error:  # untraceable, no compiler, ...
+                    self.failed = True
+                    _warn(f"{solver.name}: compiled iterations are "
+                          "unavailable, running eagerly instead", error)
+                    return self._eager(state, drawn)
+            return self._run(state, self._graph_inputs(state, drawn),
+                             self.kernel, self.counts)
+        if self.shaped is None:
             try:
-                self._build(state, drawn)
-            except Exception as error:  # untraceable, no compiler, ...
-                self.failed = True
-                warnings.warn(f"{solver.name}: compiled iterations are "
-                              f"unavailable, running eagerly instead "
-                              f"({type(error).__name__}: "
-                              f"{str(error)[:300]})", RuntimeWarning,
-                              stacklevel=3)
-                return self._eager(state, drawn)
-        self._run(state, drawn)
+                self.shaped = _Shaped(*self._build(state, drawn,
+                                                   symbolic=True))
+            except Exception as error:
+                self.shaped = False
+                _warn(f"{solver.name}: iterations that draw a smaller batch "
+                      "run eagerly", error)
+        inputs = self._graph_inputs(state, drawn)
+        counts = self.shaped and self.shaped.counts_for(inputs)
+        if not counts:  # (None: the kernel does not hold for these sizes)
+            return self._eager(state, drawn)
+        self._run(state, inputs, self.shaped.kernel, counts)
+        self.n_shaped_runs += 1
 
     # -- eager iterations ----------------------------------------------------
     def _with_samplers(self, samplers, fn):
@@ -144,35 +183,53 @@ class CompiledStep:
         n_iter = torch.tensor(float(self.solver.n_iter), dtype=torch.float64)
         return [*state_tensors, n_iter, *batches, *rows]
 
-    def _run(self, state, drawn):
-        outputs = self.kernel(self._inputs(
+    def _graph_inputs(self, state, drawn):
+        return self._inputs(
             [getattr(state, name) for name in self.names], drawn,
             [_rows(drawn[slot], tensor, dim)
-             for slot, tensor, dim in self.data_rows]))
+             for slot, tensor, dim in self.data_rows])
+
+    def _run(self, state, inputs, kernel, counts):
+        outputs = kernel(inputs)
         self.n_runs += 1
         for name, value in zip(self.replaced, outputs):
             setattr(state, name, value)
-        counts = self.solver.oracles.counts
-        for key, n in self.counts.items():
-            counts[key] += n
+        solver_counts = self.solver.oracles.counts
+        for key, n in counts.items():
+            solver_counts[key] += n
 
-    def _build(self, state, drawn):
-        self.names = [k for k, v in vars(state).items() if torch.is_tensor(v)]
-        # first trace: find the data rows each batch reads; then trace with
-        # those rows as inputs
-        self.data_rows = []
-        self._trace(state, drawn)
-        graph, inputs = self._trace(state, drawn)
+    def _build(self, state, drawn, symbolic=False):
+        """(kernel, oracle counts) of the iteration; ``symbolic``: for any
+        batch sizes, ``(kernel, counts, fake inputs)``, the counts then
+        functions of the sizes (see :class:`_Shaped`)."""
+        if self.names is None:
+            self.names = [k for k, v in vars(state).items()
+                          if torch.is_tensor(v)]
+            # a first trace finds the data rows each batch reads; the next
+            # ones take those rows as inputs
+            self.data_rows = []
+            self._trace(state, drawn)
+        graph, inputs, counts = self._trace(state, drawn, symbolic)
         if graph is None:
             raise NotTraceable("the step reads other data rows at its second "
                                "trace")
-        self.kernel = compiled.compile_graph(graph, inputs)
+        kernel = compiled.compile_graph(graph, inputs)
         compiled._N_STEPS[0] += 1
+        if not symbolic:
+            return kernel, counts
+        return kernel, counts, inputs
 
-    def _trace(self, state, drawn):
-        """(graph, example inputs) of one iteration from ``state`` (left
-        unchanged: the trace runs on copies) with the ``drawn`` batches;
-        sets ``replaced`` and ``counts`` and extends ``data_rows``."""
+    def _dims(self):
+        """The dimension of each graph input whose size is the batch's."""
+        return ([None] * (len(self.names) + 1) + [0] * len(self.order)
+                + [dim for _, _, dim in self.data_rows])
+
+    def _trace(self, state, drawn, symbolic=False):
+        """(graph, example inputs, oracle counts) of one iteration from
+        ``state`` (left unchanged: the trace runs on copies) with the
+        ``drawn`` batches; sets ``replaced`` and extends ``data_rows``.
+        ``symbolic``: the inputs are :func:`compiled.symbolic` fakes whose
+        batch sizes are symbols, and so are the counts of samples."""
         solver = self.solver
         others = {k: v for k, v in vars(state).items()
                   if k not in self.names}
@@ -189,6 +246,9 @@ class CompiledStep:
             [batch.view(-1) for batch in drawn],
             [_fresh(_rows(drawn[slot], tensor, dim))
              for slot, tensor, dim in self.data_rows])
+        fake_mode = None
+        if symbolic:
+            fake_mode, inputs = compiled.symbolic(inputs, self._dims())
         replaced, found = [], set()
 
         def iteration(*args):
@@ -235,14 +295,92 @@ class CompiledStep:
         before = dict(counts)
         try:
             with compiled.inlined():
-                graph = compiled.trace(iteration, inputs)
+                graph = compiled.trace(iteration, inputs, fake_mode)
         finally:
-            self.counts = {k: counts[k] - before[k] for k in counts}
+            added = {k: counts[k] - before[k] for k in counts}
             counts.update(before)
         self.replaced = list(replaced)
         if len(self.data_rows) > known_rows:
-            return None, None
-        return graph, inputs
+            return None, None, None
+        return graph, inputs, {
+            k: n.node.expr if isinstance(n, torch.SymInt) else n
+            for k, n in added.items()}
+
+
+class _Shaped:
+    """An iteration compiled for any batch sizes, and the inputs it holds
+    for: those whose sizes and strides meet the assumptions its trace and
+    compiler made (the guards and value ranges of the fake inputs' shape
+    environment, e.g. that two inputs read by the same batch have one
+    length). Those conditions and the oracle counts, expressions of the
+    sizes, become one Python function of the inputs' sizes and strides."""
+
+    def __init__(self, kernel, counts, fakes):
+        import sympy
+        from torch.utils._sympy.numbers import int_oo
+
+        self.kernel = kernel
+        shape_env = fakes[0].fake_mode.shape_env
+        # each size or stride the trace saw as a symbol (some fixed since:
+        # an expression of other symbols, or a number), and the argument
+        # that will hold its value
+        self.sizes = [(i, d, is_stride) for i, fake in enumerate(fakes)
+                      for d in range(fake.dim())
+                      for is_stride, value in ((False, fake.shape[d]),
+                                               (True, fake.stride(d)))
+                      if isinstance(value, torch.SymInt)]
+        exprs = [(fakes[i].stride(d) if is_stride else fakes[i].shape[d])
+                 .node.expr for i, d, is_stride in self.sizes]
+        args = sympy.symbols(f"v0:{len(exprs)}", integer=True)
+        env, checks = {}, []
+        for expr, arg in zip(exprs, args):
+            if expr.is_Symbol and expr not in env:
+                env[expr] = arg
+                bounds = shape_env.var_to_range[expr]
+                checks.append(arg >= bounds.lower)
+                if bounds.upper not in (int_oo, sympy.oo):
+                    checks.append(arg <= bounds.upper)
+            else:
+                checks.append(sympy.Eq(expr, arg, evaluate=False))
+        # the other symbols the trace met (e.g. the size of an input's
+        # base), found equal to expressions of these
+        for _ in range(len(shape_env.replacements)):
+            new = {sym: expr.xreplace(env) for sym, expr in
+                   shape_env.replacements.items() if sym not in env
+                   and not expr.free_symbols - env.keys()}
+            if not new:
+                break
+            env.update(new)
+        checks = [c.xreplace(env) for c in checks] + [
+            guard.expr.xreplace(env) for guard in shape_env.guards]
+        self.keys = list(counts)
+        values = [sympy.sympify(counts[k]).xreplace(env) for k in self.keys]
+        unknown = set().union(*(e.free_symbols for e in checks + values)) \
+            - set(args)
+        if unknown:
+            raise NotTraceable(f"sizes {sorted(map(str, unknown))} that are "
+                               "not the inputs'")
+        self._counts = sympy.lambdify(args, values, modules="math")
+        self._holds = sympy.lambdify(args, sympy.And(*checks),
+                                     modules="math")
+        self._counts_for = {}
+
+    def counts_for(self, inputs):
+        """The oracle counts of the iteration on ``inputs`` (the graph's),
+        or None if the kernel does not hold for them."""
+        values = tuple(inputs[i].stride(d) if is_stride else
+                       inputs[i].shape[d] for i, d, is_stride in self.sizes)
+        counts = self._counts_for.get(values, False)
+        if counts is False:
+            counts = self._counts_for[values] = (
+                dict(zip(self.keys, map(int, self._counts(*values))))
+                if self._holds(*values) else None)
+        return counts
+
+
+def _warn(message, error):
+    warnings.warn(f"{message} ({type(error).__name__}: {str(error)[:300]})",
+                  RuntimeWarning, stacklevel=4)
 
 
 def _rows(batch, tensor, dim):
