@@ -121,7 +121,7 @@ class CompiledStep:
         if all(b.shape[0] == solver.batch_size for b in drawn):
             if self.kernel is None:
                 try:
-                    self.kernel, self.counts = self._build(state, drawn)
+                    self.kernel, self.counts, _ = self._build(state, drawn)
                 except Exception as error:  # untraceable, no compiler, ...
                     self.failed = True
                     _warn(f"{solver.name}: compiled iterations are "
@@ -138,8 +138,9 @@ class CompiledStep:
                 _warn(f"{solver.name}: iterations that draw a smaller batch "
                       "run eagerly", error)
         inputs = self._graph_inputs(state, drawn)
-        counts = self.shaped and self.shaped.counts_for(inputs)
-        if not counts:  # (None: the kernel does not hold for these sizes)
+        # (None: the kernel does not hold for these sizes)
+        counts = self.shaped.counts_for(inputs) if self.shaped else None
+        if counts is None:
             return self._eager(state, drawn)
         self._run(state, inputs, self.shaped.kernel, counts)
         self.n_shaped_runs += 1
@@ -199,9 +200,9 @@ class CompiledStep:
             solver_counts[key] += n
 
     def _build(self, state, drawn, symbolic=False):
-        """(kernel, oracle counts) of the iteration; ``symbolic``: for any
-        batch sizes, ``(kernel, counts, fake inputs)``, the counts then
-        functions of the sizes (see :class:`_Shaped`)."""
+        """(kernel, oracle counts, example inputs) of the iteration;
+        ``symbolic``: for any batch sizes, the inputs then fakes and the
+        counts functions of the sizes (see :class:`_Shaped`)."""
         if self.names is None:
             self.names = [k for k, v in vars(state).items()
                           if torch.is_tensor(v)]
@@ -215,8 +216,6 @@ class CompiledStep:
                                "trace")
         kernel = compiled.compile_graph(graph, inputs)
         compiled._N_STEPS[0] += 1
-        if not symbolic:
-            return kernel, counts
         return kernel, counts, inputs
 
     def _dims(self):
