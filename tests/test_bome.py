@@ -1,4 +1,4 @@
-"""BOME: the guarded multiplier, the reported y_hat and the oracle count."""
+"""BOME: the guarded multiplier, the reported z and the oracle count."""
 import math
 
 import pytest
@@ -29,14 +29,16 @@ def test_step_is_finite_where_grad_q_vanishes(quadratic, make_solver):
 
 
 @pytest.mark.parametrize("phi", ["grad_norm", "value"])
-def test_reports_y_hat_and_counts_oracles(quadratic, make_solver, phi):
+def test_reports_z_and_counts_oracles(quadratic, make_solver, phi):
     solver = make_solver("BOME", quadratic, batch_size=16, n_inner_steps=4,
                          phi=phi)
     run_steps(solver, 3)
     result = solver.get_result()
-    assert torch.equal(result["inner_var"], solver.state.y_hat)
-    assert not torch.equal(solver.state.y_hat, solver.state.inner_var)
-    assert result["oracle_counts"]["grad"] == 3 * (4 + 3)
+    assert torch.equal(result["inner_var"], solver.state.z)
+    for other in (solver.state.y_hat, solver.state.inner_var):
+        assert not torch.equal(solver.state.z, other)
+    # T steps of y_hat, grad f, grad g at y, grad_x g at y_hat, z's step
+    assert result["oracle_counts"]["grad"] == 3 * (4 + 4)
     assert result["oracle_counts"]["hvp"] == 0
     assert result["oracle_counts"]["cross"] == 0
 
@@ -51,6 +53,16 @@ def test_y_hat_is_t_gradient_steps_from_y(quadratic, make_solver):
     for _ in range(5):
         want = want - solver.beta * quadratic.grad_inner_y(want, x)
     torch.testing.assert_close(solver.state.y_hat, want)
+
+
+def test_z_is_one_gradient_step_of_g_per_iteration(quadratic, make_solver):
+    solver = make_solver("BOME", quadratic, batch_size="full",
+                         n_inner_steps=5)
+    run_steps(solver, 2)
+    z, x = solver.state.z.clone(), solver.state.outer_var.clone()
+    run_steps(solver, 1)
+    want = z - solver.beta * quadratic.grad_inner_y(z, x)
+    torch.testing.assert_close(solver.state.z, want)
 
 
 def test_bad_phi(quadratic, make_solver):
