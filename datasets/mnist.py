@@ -1,6 +1,7 @@
 import numpy as np
 from benchopt import BaseDataset
 
+from benchmark_utils.data.cleaning import split_pool
 from benchmark_utils.data.idx import (
     EMBEDDED_SPLIT,
     MNIST_KEY,
@@ -9,11 +10,10 @@ from benchmark_utils.data.idx import (
     load_embedded_mnist,
     load_mnist,
 )
-from benchmark_utils.problems.hyper_cleaning import (
+from benchmark_utils.datasets import (
     DATASET_PARAMETERS,
     check_dataset_parameters,
     dataset_problem,
-    split_pool,
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.validation import check_choice
@@ -23,7 +23,7 @@ SOURCES = ("full", "embedded")
 
 class Dataset(KeyedOnDataFiles, BaseDataset):
     """MNIST data hyper-cleaning
-    (``benchmark_utils/problems/hyper_cleaning.py``).
+    (``benchmark_utils/problems/cleaning.py``).
 
     ``source="full"`` (default): the four upstream IDX files
     (``train-images-idx3-ubyte.gz``, ...) in ``<data_home>/mnist/``,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark_utils.data import idx as idx_mod
+from benchmark_utils.data.cleaning import split_pool
 from benchmark_utils.data.files import DataFileError
 from benchmark_utils.data.idx import (
     FASHION_MNIST_KEY,
@@ -20,7 +21,6 @@ from benchmark_utils.data.idx import (
     load_fashion_mnist,
     read_idx,
 )
-from benchmark_utils.problems.hyper_cleaning import split_pool
 
 FASHION = Path(os.environ.get("BENCHOPT_DATA_HOME", "/nonexistent")) \
     / "fashion-mnist"

@@ -31,13 +31,6 @@ class BilevelProblem:
     #: hyper-cleaning and regularization selection): grad_x f is then zero
     #: without any computation, and memory methods store nothing for it.
     outer_depends_on_x = True
-    #: Set by a solver with ``compile=True``: minibatch oracles run through
-    #: compiled kernels where the problem has them
-    #: (:mod:`benchmark_utils.problems.compiled`); others ignore it.
-    compiled = False
-    #: True when the minibatch oracles can be traced into a solver's
-    #: compiled iteration (benchmark_utils/solver/compiled_step.py).
-    traceable = False
 
     def __init__(self, n_inner, n_outer, inner_var0, outer_var0):
         for name, n in (("n_inner", n_inner), ("n_outer", n_outer)):

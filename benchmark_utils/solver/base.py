@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import torch
 from benchopt import BaseSolver
 
-from benchmark_utils.batches import SAMPLINGS, BatchPartition, BatchSampler
+from benchmark_utils.batches import SAMPLINGS, BatchSampler
 from benchmark_utils.solver.compiled_step import CompiledStep
 from benchmark_utils.solver.counting import CountingProblem
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
@@ -35,9 +35,9 @@ COMMON_PARAMETERS = {
     # (benchmark_utils.batches).
     "sampling": ["shuffle"],
     # True, on CPU: whole compiled iterations for the solvers with
-    # ``traceable_step`` (benchmark_utils/solver/compiled_step.py), else
-    # compiled minibatch oracles (benchmark_utils/problems/compiled.py),
-    # built in benchopt's warm-up; docs/SPEED.md measures them
+    # ``traceable_step`` (benchmark_utils/solver/compiled_step.py), built
+    # in benchopt's warm-up; other solvers run eagerly either way;
+    # docs/SPEED.md measures them
     "compile": [False],
 }
 
@@ -51,8 +51,12 @@ INTERRUPTED_HINT = (
 )
 
 
-#: Upper bound on the warm-up of compiled oracles and iterations (seconds).
+#: Upper bounds on the warm-up of compiled iterations: seconds, and
+#: iterations (a full-size iteration comes within a few unless nearly
+#: every iteration meets the smaller batch of an epoch: none is compiled
+#: then).
 WARM_UP_SECONDS = 120
+WARM_UP_ITERATIONS = 100
 
 
 class State(SimpleNamespace):
@@ -92,38 +96,33 @@ class StochasticBilevelSolver(BaseSolver):
         self.sampling = check_choice(getattr(self, "sampling", "shuffle"),
                                      "sampling", SAMPLINGS)
         self.state = None
-        problem.compiled = check_choice(
-            getattr(self, "compile", False), "compile", [False, True]) \
-            and problem.device.type == "cpu"
-        self._compiled_step = (
-            CompiledStep(self) if problem.compiled and self.traceable_step
-            and getattr(problem, "traceable", False) else None)
+        compile_ = check_choice(getattr(self, "compile", False), "compile",
+                                [False, True])
+        if not (compile_ and self.traceable_step
+                and problem.device.type == "cpu"):
+            self._compiled_step = None
+        elif self._compiled_step is None or \
+                self._compiled_step.problem is not problem:
+            # (benchopt's repetitions set the same problem again and warm
+            # up once: the compiled iteration is kept)
+            self._compiled_step = CompiledStep(self)
 
     def warm_up(self):
-        """With compiled oracles: run steps until every sampler has drawn a
-        whole epoch (a memory method's partitions: one batch of each size),
-        so that each batch shape, the smaller last batch included, has
-        compiled its kernels, and the compiled iterations too (on full-size
-        and on smaller batches), before benchopt starts its timer (at most
-        ``WARM_UP_SECONDS``). ``run`` starts afresh afterwards."""
-        if not self.problem.compiled:
+        """With compiled iterations: run iterations until the compiled one
+        is built (at the first iteration after the first whose batches all
+        have ``batch_size`` samples), or for at most
+        ``WARM_UP_ITERATIONS`` iterations or ``WARM_UP_SECONDS``. benchopt
+        calls it before the run, whose budget counts from its first logged
+        point (benchmark_utils/solver/stopping.py); ``run`` starts
+        afresh."""
+        step = self._compiled_step
+        if step is None:
             return
         self.reset()
-        samplers = (self.inner_batch, self.outer_batch)
-        # memory methods draw from fixed partitions: meet each size first
-        n_sizes = max([part.prime() for part in vars(self).values()
-                       if isinstance(part, BatchPartition)], default=1)
         deadline = time.perf_counter() + WARM_UP_SECONDS
-        while True:
+        while not step.ready and self.n_iter < WARM_UP_ITERATIONS \
+                and time.perf_counter() < deadline:
             self.next_iteration()
-            # (a sampler the solver does not call stays at 0 epochs; a
-            # compiled iteration compiles at the second one)
-            if (self.n_iter >= max(n_sizes, 2)
-                    and all(s.n_epochs != 1 for s in samplers)
-                    and (self._compiled_step is None
-                         or self._compiled_step.ready)) or \
-                    time.perf_counter() > deadline:
-                break
 
     def _seed(self):
         if self.random_state is not None:
