@@ -11,8 +11,15 @@ with the status "done", keeping every point it logged, the non-finite one
 included, and a line on the terminal says so. A large but finite jump is
 a value like any other: the run goes on (and is stopped by the first
 non-finite value if it keeps growing).
+
+The ``--timeout`` budget counts from the run's first logged point.
+benchopt (1.10) starts it when it builds the criterion, before the
+solver's warm-up, which compiles the iterations of ``compile=True``
+(5-30 s with a cold inductor cache): a compiled run with a short timeout
+then logged only its starting point.
 """
 import math
+import time
 
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
@@ -26,7 +33,16 @@ class KeepDivergedCriterion(SufficientProgressCriterion):
     evaluations without sufficient progress, on timeout or ``max_runs``)
     that keeps diverged runs in the results (module docstring)."""
 
+    def get_runner_instance(self, *args, **kwargs):
+        criterion = super().get_runner_instance(*args, **kwargs)
+        criterion._clock_started = False
+        return criterion
+
     def should_stop(self, stop_val, objective_list):
+        if not getattr(self, "_clock_started", True):
+            self._clock_started = True
+            if self.timeout is not None:
+                self._deadline = time.time() + self.timeout
         value = objective_list[-1][self.key_to_monitor_]
         if not self.minimize:
             value = -value
