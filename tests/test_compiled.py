@@ -17,7 +17,10 @@ import pytest
 import torch
 from benchopt.benchmark import Benchmark
 
-from benchmark_utils.problems.hyper_cleaning import make_hyper_cleaning
+from benchmark_utils.problems.hyper_cleaning import (
+    HyperCleaningProblem,
+    make_hyper_cleaning,
+)
 from benchmark_utils.problems.networks import make_network_hyper_cleaning
 from benchmark_utils.solver.base import COMMON_PARAMETERS
 from benchmark_utils.solver.base import StochasticBilevelSolver as Base
@@ -165,6 +168,34 @@ def test_untraceable_step_runs_eagerly(solver_classes):
     torch.testing.assert_close(results[1].state.outer_var,
                                results[0].state.outer_var, rtol=1e-12,
                                atol=0)
+
+
+class BatchDependent(HyperCleaningProblem):
+    """An oracle that takes a Python decision on a batch's values."""
+
+    def grad_outer_y(self, inner_var, outer_var, idx=None):
+        grad = super().grad_outer_y(inner_var, outer_var, idx)
+        return grad * 2 if idx is not None and int(idx[0]) % 2 else grad
+
+
+def test_untraceable_problem_runs_eagerly(make_solver):
+    """A problem whose oracle takes a Python decision on a value cannot be
+    traced: the solver warns and runs its eager iterations."""
+    problem = BatchDependent.from_raw(*small_data(), n_classes=4,
+                                      dtype=torch.float64)
+    results = []
+    for compile_ in (False, True):
+        solver = make_solver("SOBA", problem, batch_size=BATCH_SIZE,
+                             compile=compile_)
+        if compile_:
+            with pytest.warns(RuntimeWarning, match="running eagerly"):
+                run_steps(solver, 12)
+            assert solver._compiled_step.failed
+        else:
+            run_steps(solver, 12)
+        results.append(solver.get_result())
+    for key in ("inner_var", "outer_var"):
+        assert torch.equal(results[1][key], results[0][key])
 
 
 def test_only_traceable_solvers_compile(make_solver):
