@@ -28,7 +28,6 @@ class Solver(StochasticBilevelSolver):
         "inner_tol": [1e-10],
         "cg_tol": [1e-10],
         "batch_size": ["full"],
-        "eval_freq": [1],
         "random_state": [None],
     }
     test_config = {"step_size": 0.3}

@@ -11,6 +11,16 @@ sys.path.insert(0, str(ROOT))
 from benchmark_utils.problems.quadratic import QuadraticProblem  # noqa: E402
 
 
+def _discovered_solvers():
+    from benchopt.benchmark import Benchmark
+    return sorted(s.name for s in Benchmark(str(ROOT)).get_solvers())
+
+
+#: The solvers benchopt discovers in solvers/, for tests that concern every
+#: solver (never a hand-kept list).
+SOLVER_NAMES = _discovered_solvers()
+
+
 @pytest.fixture(scope="session")
 def bench():
     from benchopt.benchmark import Benchmark

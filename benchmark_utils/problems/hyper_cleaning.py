@@ -47,6 +47,7 @@ from benchmark_utils.problems.implicit import (
     power_iteration,
     warm_value_function,
 )
+from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import (
     check_choice,
     check_device,
@@ -650,7 +651,9 @@ DATASET_PARAMETERS = {
     "n_train": [20000],
     "n_val": [5000],
     "reg": [0.4],
-    "random_state": [0],
+    # None: a new draw of the split and corruption at every repetition
+    # (benchmark_utils/seeding.py); an int: that fixed draw
+    "random_state": [None],
     "value_function": [False],
     "device": ["cpu"],
     # inner model: "linear" (this module's closed-form problem), "mlp" or
@@ -662,9 +665,11 @@ DATASET_PARAMETERS = {
 }
 
 
-def check_dataset_parameters(dataset):
+def check_dataset_parameters(dataset, n_train=None, n_val=None):
     """Validate a data set's :data:`DATASET_PARAMETERS`; returns
-    ``(seed, n_train, n_val)``."""
+    ``(seed, n_train, n_val)``. ``n_train``, ``n_val``: the sizes to use
+    instead of the data set's own (a data set whose sizes default to
+    None)."""
     check_interval(dataset.ratio, "ratio", 0, 1, closed="left")
     if dataset.outer_scale != "sqrt":
         try:
@@ -673,8 +678,7 @@ def check_dataset_parameters(dataset):
             raise ValueError(f"outer_scale must be 'sqrt' or a number > 0, "
                              f"got {dataset.outer_scale!r}.") from None
     check_positive(dataset.reg, "reg")
-    seed = check_positive_int(dataset.random_state, "random_state",
-                              allow_zero=True)
+    seed = dataset_seed(dataset)
     check_device(dataset.device)
     # getattr: data sets built before these parameters existed are linear
     check_choice(getattr(dataset, "model", "linear"), "model",
@@ -682,8 +686,10 @@ def check_dataset_parameters(dataset):
     check_positive_int(getattr(dataset, "hidden", 300), "hidden")
     check_choice(getattr(dataset, "activation", "relu"), "activation",
                  ["relu", "identity"])
-    return (seed, check_positive_int(dataset.n_train, "n_train"),
-            check_positive_int(dataset.n_val, "n_val"))
+    n_train = dataset.n_train if n_train is None else n_train
+    n_val = dataset.n_val if n_val is None else n_val
+    return (seed, check_positive_int(n_train, "n_train"),
+            check_positive_int(n_val, "n_val"))
 
 
 def dataset_problem(dataset, seed, X_train, y_train, X_val, y_val, X_test,

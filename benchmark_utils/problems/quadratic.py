@@ -149,8 +149,8 @@ class QuadraticProblem(BilevelProblem):
                 -(b.T @ av) / n)
 
     # -- exact solution -------------------------------------------------------
-    def inner_solution(self, outer_var):
-        """y*(x) in float64."""
+    def inner_solution(self, outer_var, warm_start=None):
+        """y*(x) in float64 (closed form: ``warm_start`` is not needed)."""
         return self._m @ outer_var.double().cpu() + self._m0
 
     def value_function(self, outer_var):
