@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from benchmark_utils.analysis.results import (
-    censored_quantile,
     bootstrap_median,
+    censored_quantile,
     median_curve,
     solver_labels,
     summarize_time_to_target,

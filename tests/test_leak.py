@@ -5,9 +5,10 @@ evaluated on the test set and compared across solvers, so it must be
 trained on training data only: the validation labels may move x, and the
 model through x, but nothing else. The check freezes x's influence: on a
 hyper-cleaning problem whose sample weights sigmoid(s x_i) cannot move
-(a scale s = 1e-300 and a start x = 0, so that the weights stay 1/2 to the
-last bit for any |x_i| < 1e280), g does not depend on x, and two runs on data that differ only in
-the validation labels must report the same model, bit for bit. A solver
+(a scale s = 1e-300 and a start x = 0, so that the weights stay 1/2 to
+the last bit for any |x_i| < 1e280), g does not depend on x, and two runs
+on data that differ only in the validation labels must report the same
+model, bit for bit. A solver
 whose model descends the validation loss, directly or through a variable
 that does (BOME's y_hat, which starts from y, before BOME reported z),
 fails.
