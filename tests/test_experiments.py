@@ -378,7 +378,7 @@ SIMULATED = ("simulated[cond=10.0,device=cpu,dim_inner=20,dim_outer=10,"
 
 
 def _soba(step, ratio):
-    return (f"SOBA[batch_size=64,eval_freq=16,outer_ratio={ratio},"
+    return (f"SOBA[batch_size=64,outer_ratio={ratio},"
             f"random_state=None,step_size={step}]")
 
 
@@ -443,16 +443,18 @@ def test_tuning_cli_writes_a_valid_config(tmp_path, bench, capsys):
                         "--maximize", "--out", str(out),
                         "--n-repetitions", "3", "--grid", str(grid)])
     assert code == 0, capsys.readouterr().err
-    # the header records the grid, its budget and the code's commit
+    # the header records the grid, its budget, the repetitions the
+    # results hold and the code's commit
     header = out.read_text().split("dataset:")[0]
-    assert f"grid: {grid} (timeout 7 s, 2 repetition(s))" in header
+    assert f"grid: {grid} (timeout 7 s)" in header
+    assert "repetitions per setting in the results: 2" in header
     assert "objective_val_accuracy" in header and "commit: " in header
     config = check_run_config(out, bench)
     assert config["n-repetitions"] == 3
     assert len(config["solver"]) == 1
     base, params = split_name(config["solver"][0])
     assert base == "SOBA"
-    assert params == dict(batch_size=64, eval_freq=16, outer_ratio=0.1,
+    assert params == dict(batch_size=64, outer_ratio=0.1,
                           random_state=None, step_size=0.1)
     base, params = split_name(config["dataset"][0])
     assert base == "simulated" and params["dtype"] == "float64"
