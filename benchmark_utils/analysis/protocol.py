@@ -376,24 +376,29 @@ def choice(rows, solver, maximize):
         value = best[column]
         if pd.isna(value):
             continue
+        every = _values(explored, column)
         line = explored[_same_other(explored, best, column)]
         values = _values(line, column)
         i = values.index(value)
-        for side, neighbour in (("larger", values[i + 1:i + 2]),
-                                ("smaller", values[max(i - 1, 0):i])):
-            if not neighbour:
-                notes.append(f"{column} {value:g}: no {side} value was "
-                             "run (extension rounds exhausted)")
-                continue
-            other = neighbour[0]
-            stage, table = (("", full) if (full[column] == other).any()
-                            else (" in the short stage", short))
-            score = table.loc[(table[column] == other)
-                              & _same_other(table, best, column),
-                              "score"].iloc[0]
-            why = ("diverged" if not math.isfinite(score)
-                   else f"scored worse ({score:.6g})")
-            notes.append(f"{column} {other:g} {why}{stage}")
+        for side, neighbour, edge in (
+                ("larger", values[i + 1:i + 2], every[-1]),
+                ("smaller", values[max(i - 1, 0):i], every[0])):
+            if neighbour:
+                other = neighbour[0]
+                stage, table = (("", full) if (
+                    (full[column] == other)
+                    & _same_other(full, best, column)).any()
+                    else (" in the short stage", short))
+                score = table.loc[(table[column] == other)
+                                  & _same_other(table, best, column),
+                                  "score"].iloc[0]
+                why = ("diverged" if not math.isfinite(score)
+                       else f"scored worse ({score:.6g})")
+                notes.append(f"{column} {other:g} {why}{stage}")
+            elif value == edge:
+                notes.append(f"{column} {value:g} is the {side[:-1]}st "
+                             "value run: the edge rounds ran out before "
+                             "the grid could grow further")
     return best, notes
 
 
