@@ -42,7 +42,7 @@ CUSTOM_KINDS = ["oracle_curve", "time_to_target", "target_time_table",
                 "run_status"]
 # What each custom kind's axis labels are about, whatever their wording.
 LABEL_WORDS = {
-    "oracle_curve": ("oracle", "value"),
+    "oracle_curve": ("work", "value"),
     "time_to_target": (None, "time"),
 }
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
