@@ -22,6 +22,9 @@ hypergradient. One iteration k = 1, 2, ...:
    ``d_x <- phi + (1 - m_k) (d_x - phi')``.
 5. ``(x', y') <- (x, y)``; ``y <- y - beta_k d_y``; ``x <- x - alpha_k d_x``.
 
+Steps 4-5 and the schedules are MRBO's too
+(``benchmark_utils/solver/storm.py``).
+
 The paper moves (x, y) first and then builds the directions at the new
 point: the same sequence.
 
@@ -49,23 +52,13 @@ Oracle calls per iteration: 2 ``grad_outer``, 2 fused ``inner_oracles``
 k = 1). Memory: d_y, d_x, y', x' (2 inner + 2 outer dimensions), plus two
 transient Neumann chains.
 """
-from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
-from benchmark_utils.solver.schedules import (
-    STORM_EXPONENTS,
-    decreasing_or_constant,
-)
+from benchmark_utils.solver.storm import storm_iteration, storm_start
 from benchmark_utils.solver.variance_reduction import (
     draw_hypergradient_batches,
-    storm_hypergradient_update,
-)
-from benchmark_utils.validation import (
-    check_interval,
-    check_positive_int,
 )
 
 
@@ -86,34 +79,14 @@ class Solver(StochasticBilevelSolver):
     test_config = {"batch_size": 16, "n_neumann_steps": 3}
 
     def init_state(self):
-        self.beta, self.alpha = self.step_sizes()
-        self.m = check_interval(self.momentum, "momentum", 0, 1)
-        self.n_neumann = check_positive_int(self.n_neumann_steps,
-                                            "n_neumann_steps")
-        self.eta = neumann_step(self.problem, self.neumann_step)
-        self.schedules = decreasing_or_constant(self.schedule,
-                                                STORM_EXPONENTS)
-        y = self.problem.inner_var0.clone()
-        x = self.problem.outer_var0.clone()
-        return State(inner_var=y, outer_var=x, d_y=None, d_x=None,
-                     y_prev=y.clone(), x_prev=x.clone())
+        # the truncation p is drawn in {0, ..., Q-1}: Q >= 1
+        return storm_start(self, min_neumann_steps=1)
 
     def step(self, state):
-        k = self.n_iter
-        beta = self.beta * self.schedules["inner"](k)
-        alpha = self.alpha * self.schedules["outer"](k)
-        m = min(1.0, self.m * self.schedules["momentum"](k))
-        y, x = state.inner_var, state.outer_var
-
-        # 1.-3. one draw (p included), evaluated at both points
+        # 1.-3. one draw, p first, then B = (j, i, i_1..i_p), for both
+        #    points
         batches = draw_hypergradient_batches(
             self.inner_batch, self.outer_batch, self.n_neumann,
             generator=self.generator)
-        # 4. plain estimates at k = 1, STORM afterwards
-        storm_hypergradient_update(self.oracles, state, batches, self.eta, m)
-
-        # 5.
-        state.y_prev.copy_(y)
-        state.x_prev.copy_(x)
-        y.sub_(state.d_y, alpha=beta)
-        x.sub_(state.d_x, alpha=alpha)
+        # 4.-5. STORM directions (plain estimates at k = 1), then the step
+        storm_iteration(self, state, batches)
