@@ -45,10 +45,12 @@ Oracle calls per iteration: 2 ``grad_outer``, 2 fused ``inner_oracles``
 d_y, d_x, y', x' (2 inner + 2 outer dimensions), plus two transient
 Neumann chains.
 """
+from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import truncation_bias
 from benchmark_utils.solver.storm import storm_iteration, storm_start
 from benchmark_utils.solver.variance_reduction import (
     draw_hypergradient_batches,
@@ -70,6 +72,21 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16, "n_neumann_steps": 2}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # Q = 30, eta = 1: truncation bias (exact) about 0.005, 0.15, 0.36;
+        # with full batches the STORM memories are the exact directions
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=0.3,
+                                      n_neumann_steps=30, neumann_step=1.0,
+                                      schedule="constant"),
+                       "n_iter": 400},
+        "minibatch": {"params": dict(step_size=0.5, outer_ratio=0.3,
+                                     n_neumann_steps=10, neumann_step=0.5,
+                                     schedule="decreasing"),
+                      "n_iter": 300, "gap_ratio": 0.1},
+    }
 
     def init_state(self):
         # Q = 0 is allowed: s = eta grad_y f, a one-term series
@@ -81,3 +98,13 @@ class Solver(StochasticBilevelSolver):
             self.inner_batch, self.outer_batch, self.n_neumann)
         # 4.-5. STORM directions (plain estimates at k = 1), then the step
         storm_iteration(self, state, batches)
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: the Neumann series of Q + 1
+        terms misses J (I - eta H)^(Q+1) H^{-1} grad_y f of grad h
+        (``bias.truncation_bias``; eta the ``neumann_step``, Q
+        ``n_neumann_steps``)."""
+        return truncation_bias(problem, self.get_result()["outer_var"],
+                               neumann_step(problem, self.neumann_step),
+                               self.n_neumann_steps + 1)

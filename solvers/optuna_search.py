@@ -76,6 +76,12 @@ class Solver(StochasticBilevelSolver):
         "random_state": [None],
     }
     test_config = {"eval_freq": 2}
+    #: tests/test_convergence.py: neither check applies (the reasons)
+    convergence_config = {
+        "full_batch": "a black-box search: no hypergradient to drive "
+                      "to zero",
+        "minibatch": "full batch only (batch_size 'full')",
+    }
 
     def skip(self, problem):
         max_dim = check_positive_int(self.max_dim, "max_dim")
