@@ -46,6 +46,10 @@ Foundations (used by every layer)
     ``variance_reduction``  SAGA memory tables, the STORM and SARAH
                      corrections, two-point hypergradient estimates
                      (joint Neumann chains on shared batches)
+    ``storm``        the iteration MRBO and SUSTAIN share (STORM
+                     directions, schedules, step)
+    ``bias``         known fixed-point biases on a quadratic (truncated
+                     series, penalty multipliers), for the convergence tests
     ``penalty``      directions of the penalty / value-function methods
     ``unrolling``    reverse-mode differentiation through unrolled inner
                      gradient steps (ITD), backtracking line search

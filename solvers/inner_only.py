@@ -30,6 +30,11 @@ class Solver(StochasticBilevelSolver):
         "batch_size": ["full"],
         "random_state": [None],
     }
+    #: tests/test_convergence.py: neither check applies (the reasons)
+    convergence_config = {
+        "full_batch": "x never moves: a baseline, not a bilevel method",
+        "minibatch": "full batch only; x never moves",
+    }
 
     def init_state(self):
         check_choice(self.batch_size, "batch_size", ["full"])

@@ -71,6 +71,12 @@ class Solver(StochasticBilevelSolver):
         "batch_size": ["full"],
         "random_state": [None],
     }
+    #: tests/test_convergence.py: neither check applies (the reasons)
+    convergence_config = {
+        "full_batch": "a black-box search: no hypergradient to drive "
+                      "to zero",
+        "minibatch": "full batch only (batch_size 'full')",
+    }
 
     def skip(self, problem):
         max_dim = check_positive_int(self.max_dim, "max_dim")

@@ -10,7 +10,7 @@ Usage::
 
 The parquet of a grid run holds one curve per (data set, solver setting,
 repetition); a setting is the parametrized ``solver_name``, e.g.
-``SABA[batch_size=64,eval_freq=16,outer_ratio=1.0,random_state=None,
+``SABA[batch_size=64,outer_ratio=1.0,random_state=None,
 step_size=0.1]``. For each data set and each solver, the tool scores every
 setting on a VALIDATION metric and keeps the best:
 
