@@ -33,16 +33,19 @@ import torch
 # -- what a reference receives ------------------------------------------------
 class Oracles:
     """The problem's oracles, counted as ``CountingProblem`` documents:
-    ``grad``, ``hvp``, ``cross`` calls and the ``inner_samples`` /
-    ``outer_samples`` they processed (a batch of b samples adds b per
-    product, the full set n). ``unchecked`` names the counts that a
-    reference does not fix (e.g. the products of an iterative solve run to
-    a tolerance)."""
+    ``grad``, ``hvp``, ``cross`` and ``value`` calls, the ``inner_samples``
+    / ``outer_samples`` they processed (a batch of b samples adds b per
+    product, the full set n) and their ``cost`` in half-gradients per
+    sample (a value 1, a gradient 2, H v and J v 4 each). ``unchecked``
+    names the counts that a reference does not fix (e.g. the products of
+    an iterative solve run to a tolerance)."""
+
+    WEIGHTS = dict(value=1, grad=2, hvp=4, cross=4)
 
     def __init__(self, problem):
         self.problem = problem
-        self.counts = dict(grad=0, hvp=0, cross=0, inner_samples=0,
-                           outer_samples=0)
+        self.counts = dict(grad=0, hvp=0, cross=0, value=0, inner_samples=0,
+                           outer_samples=0, cost=0)
         self.unchecked = set()
 
     def _charge(self, kinds, idx, outer=False):
@@ -50,6 +53,7 @@ class Oracles:
         n = full if idx is None else len(idx)
         for kind in kinds:
             self.counts[kind] += 1
+            self.counts["cost"] += self.WEIGHTS[kind] * n
         self.counts["outer_samples" if outer else "inner_samples"] += \
             len(kinds) * n
 
@@ -90,7 +94,12 @@ class Oracles:
         return self.problem.inner_oracles(y, x, v, idx)
 
     def inner(self, y, x, idx=None):
+        self._charge(["value"], idx)
         return self.problem.inner(y, x, idx)
+
+    def outer(self, y, x, idx=None):
+        self._charge(["value"], idx, outer=True)
+        return self.problem.outer(y, x, idx)
 
 
 class Draws:
@@ -372,7 +381,8 @@ def implicit_gd(ctx):
     problem, o = ctx.problem, ctx.oracles
     # the solves run to a tolerance: their products are not fixed by the
     # rules; the one cross product per iteration is
-    o.unchecked.update({"grad", "hvp", "inner_samples", "outer_samples"})
+    o.unchecked.update({"grad", "hvp", "value", "inner_samples",
+                        "outer_samples", "cost"})
     y, x = start(problem)
     y = newton_inner(problem, x, y)
     eye = torch.eye(y.numel(), dtype=y.dtype)
@@ -389,7 +399,8 @@ def inner_only(ctx):
     """x stays at x0; the model reaches y*(x0) (checked once the solver's
     Newton steps have converged, at the last iteration)."""
     problem, o = ctx.problem, ctx.oracles
-    o.unchecked.update({"grad", "hvp", "inner_samples", "outer_samples"})
+    o.unchecked.update({"grad", "hvp", "value", "inner_samples",
+                        "outer_samples", "cost"})
     y, x = start(problem)
     for k in range(1, ctx.n_iter + 1):
         expected = dict(outer_var=x)
@@ -403,7 +414,8 @@ def optuna(ctx):
     lies in the box, its value is h(x) = f(x, y*(x)) (y*(x) solved from
     inner_var0) and the reported model is the best trial so far."""
     problem, o, p = ctx.problem, ctx.oracles, ctx.params
-    o.unchecked.update({"grad", "hvp", "inner_samples", "outer_samples"})
+    o.unchecked.update({"grad", "hvp", "value", "inner_samples",
+                        "outer_samples", "cost"})
     y0, x0 = start(problem)
     best = None
     for k in range(ctx.n_iter):
