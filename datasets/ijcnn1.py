@@ -12,6 +12,7 @@ from benchmark_utils.problems.regularization import (
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
@@ -52,7 +53,8 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     one time series (row i+1 repeats 9 of the 10 lagged values of row i, with
     no break over the whole file), so a random split would put nearly
     identical rows on both sides; ``split="random"`` draws a seeded
-    (``random_state``) split of the same sizes for comparison.
+    (``random_state``, used by this split only: another value than 0 with
+    the contiguous split is refused) split of the same sizes for comparison.
 
     ``penalty="feature"``: one hyperparameter exp(x_k) per feature (22);
     ``"class"``: a single one (binary problem). ``value_function`` reports
@@ -92,6 +94,13 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.split, "split", ["contiguous", "random"])
+        check_positive_int(self.random_state, "random_state", allow_zero=True)
+        if self.split == "contiguous" and self.random_state != 0:
+            raise ValueError(
+                f"random_state={self.random_state!r} has no effect with "
+                "split='contiguous' (it only seeds split='random'): leave it "
+                "at 0, or use split='random'.")
+        check_bool(self.value_function, "value_function")
         X, y, X_test, y_test = load_ijcnn1()
         train, val = train_val_indices(X.shape[0], self.split,
                                        self.random_state)

@@ -12,6 +12,7 @@ from benchmark_utils.problems.regularization import (
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
@@ -85,6 +86,8 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
+        check_positive_int(self.random_state, "random_state", allow_zero=True)
+        check_bool(self.value_function, "value_function")
         X, y, X_test, y_test, _ = load_news20()
         train, val = train_val_indices(X.shape[0], self.random_state)
         problem = RegularizationProblem(
