@@ -3,7 +3,11 @@ import math
 import torch
 from benchopt import BaseObjective
 
+from benchmark_utils.output_file import keep_results_apart
 from benchmark_utils.provenance import code_digest
+
+# two runs with the same --output must not write one file
+keep_results_apart()
 
 
 class Objective(BaseObjective):
