@@ -363,3 +363,20 @@ def test_news20_identity(tmp_path, small_facts, monkeypatch):
     monkeypatch.setattr(news20, "ARCHIVE_DIGESTS",
                         {_md5(archive): "the small archive"})
     assert news20.load_news20(folder)[0].shape[0] == 5
+
+
+def test_news20_old_cache_versions_removed(tmp_path, small_facts,
+                                           cache_dir):
+    """A cache of an older format (23 MB on the real archive) is never
+    read again: it is removed when the new one is written."""
+    folder = tmp_path / "20newsgroups"
+    folder.mkdir()
+    _archive(folder / news20.ARCHIVE_NAME, _members())
+    caches = cache_dir / news20.NEWS20_KEY
+    caches.mkdir(parents=True)
+    old = caches / "20news-bydate-counts-v1-0123456789abcdef.npz"
+    old.write_bytes(b"old format")
+    news20.load_news20(folder)
+    names = sorted(p.name for p in caches.iterdir())
+    assert old.name not in names and len(names) == 2
+    assert names[1] == names[0] + ".sha256"

@@ -275,6 +275,10 @@ def _save_cache(dest, data):
     atomic_save(dest, write)
     digest = file_digests(dest)["sha256"]
     atomic_save(_digest_path(dest), lambda tmp: tmp.write_text(digest))
+    # the caches of older versions are never read again
+    for version in range(1, CACHE_VERSION):
+        for old in dest.parent.glob(f"20news-bydate-counts-v{version}-*"):
+            old.unlink(missing_ok=True)
 
 
 def _cache_intact(path):
