@@ -109,6 +109,10 @@ def keep_results_apart():
     """Make benchopt's runner save its results with :func:`save_results`
     (idempotent: benchopt may import ``objective.py`` more than once)."""
     from benchopt import runner
-    if not getattr(runner.save_results, "keeps_results_apart", False):
+    current = getattr(runner, "save_results", None)
+    if current is None:  # another benchopt layout: leave it as it is
+        warnings.warn("benchopt.runner has no save_results: two runs with "
+                      "the same --output may write one file.")
+    elif not getattr(current, "keeps_results_apart", False):
         save_results.keeps_results_apart = True
         runner.save_results = save_results
