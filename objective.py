@@ -3,9 +3,13 @@ import math
 import torch
 from benchopt import BaseObjective
 
+from benchmark_utils.output_file import keep_results_apart
 from benchmark_utils.provenance import code_digest
 from benchmark_utils.solver.counting import work
 from benchmark_utils.validation import check_positive
+
+# two runs with the same --output must not write one file
+keep_results_apart()
 
 
 class Objective(BaseObjective):

@@ -13,10 +13,16 @@ Foundations (used by every layer)
                      a recorder that replays a drawn sequence
     ``provenance``   digests of this package and of the data files, added
                      to benchopt's cache key
+    ``output_file``  benchopt's results file written under a name no
+                     other run holds (two runs with one ``--output``)
 
 ``data/``: files and loaders
     ``files``        data and cache folders, missing-file and content
                      errors, atomic downloads
+    ``identity``     known files recognized by their md5 / sha256 (cached
+                     per file state); ``BILEVEL_ALLOW_MODIFIED_DATA``
+    ``features``     finite (and in-range) feature values, checked after
+                     parsing
     ``idx``          MNIST / FashionMNIST IDX files, embedded MNIST
     ``svmlight``     svmlight files and ijcnn1
     ``news20``       the 20newsgroups archive and its vectorization

@@ -13,6 +13,7 @@ from benchmark_utils.problems.regularization import (
 from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
@@ -112,6 +113,12 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.split, "split", SPLITS)
+        if self.split == "contiguous" and self.random_state is not None:
+            raise ValueError(
+                f"random_state={self.random_state!r} has no effect with "
+                "split='contiguous' (a fixed split): leave it at None, or "
+                "use split='window' or 'random'.")
+        check_bool(self.value_function, "value_function")
         X, y, X_test, y_test = load_ijcnn1()
         train, val = train_val_indices(X.shape[0], self.split,
                                        dataset_seed(self))

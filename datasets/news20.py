@@ -13,6 +13,7 @@ from benchmark_utils.problems.regularization import (
 from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
@@ -88,6 +89,7 @@ default a new split at every repetition)
 
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
+        check_bool(self.value_function, "value_function")
         X, y, X_test, y_test, _ = load_news20()
         train, val = train_val_indices(X.shape[0], dataset_seed(self))
         problem = RegularizationProblem(

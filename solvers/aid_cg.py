@@ -49,7 +49,7 @@ from benchmark_utils.solver.base import (
     StochasticBilevelSolver,
 )
 from benchmark_utils.validation import (
-    check_choice,
+    check_bool,
     check_positive_int,
 )
 
@@ -96,7 +96,7 @@ class Solver(StochasticBilevelSolver):
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         self.n_cg = check_positive_int(self.n_cg_steps, "n_cg_steps")
-        check_choice(self.warm_start_v, "warm_start_v", [True, False])
+        check_bool(self.warm_start_v, "warm_start_v")
         return self.start(
             w=self.problem.inner_var0.new_zeros(self.problem.dim_inner))
 

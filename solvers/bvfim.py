@@ -60,7 +60,7 @@ from benchmark_utils.solver.base import (
 )
 from benchmark_utils.solver.bias import penalty_bias
 from benchmark_utils.solver.penalty import barrier_weight, penalty_x, penalty_y
-from benchmark_utils.solver.schedules import polynomial
+from benchmark_utils.solver.schedules import check_exponent, polynomial
 from benchmark_utils.validation import check_positive, check_positive_int
 
 
@@ -106,8 +106,9 @@ class Solver(StochasticBilevelSolver):
         for name in ("mu1", "mu2", "theta", "tau", "decay", "tau_decay",
                      "barrier_floor"):
             check_positive(getattr(self, name), name)
-        self.decay_schedule = polynomial(self.decay)
-        self.tau_schedule = polynomial(self.tau_decay)
+        self.decay_schedule = polynomial(check_exponent(self.decay, "decay"))
+        self.tau_schedule = polynomial(check_exponent(self.tau_decay,
+                                                      "tau_decay"))
         problem = self.problem
         return State(outer_var=problem.outer_var0.clone(),
                      y=problem.inner_var0.clone(),

@@ -58,7 +58,7 @@ from benchmark_utils.solver.unrolling import (
     unroll,
 )
 from benchmark_utils.validation import (
-    check_choice,
+    check_bool,
     check_positive_int,
 )
 
@@ -107,8 +107,8 @@ class Solver(StochasticBilevelSolver):
         self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
-        check_choice(self.warm_start, "warm_start", [True, False])
-        check_choice(self.line_search, "line_search", [True, False])
+        check_bool(self.warm_start, "warm_start")
+        check_bool(self.line_search, "line_search")
         self.backtracking = None
         if self.line_search:
             if not self.inner_batch.full:

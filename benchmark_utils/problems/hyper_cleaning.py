@@ -49,6 +49,7 @@ from benchmark_utils.problems.implicit import (
 )
 from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
@@ -327,7 +328,8 @@ class HyperCleaningProblem(BilevelProblem):
         n_train = len(self.splits["train"].labels)
         self.corruption_mask, self.outer_scale = cleaning_setup(
             n_train, corruption_mask, outer_scale, device)
-        self.with_value_function = bool(value_function)
+        self.with_value_function = check_bool(value_function,
+                                              "value_function")
         self._y_star = None  # warm start of the value-function solves
         self._p_cache = None  # (y, softmax probabilities) of the full batch
         super().__init__(
@@ -671,25 +673,46 @@ def check_dataset_parameters(dataset, n_train=None, n_val=None):
     instead of the data set's own (a data set whose sizes default to
     None)."""
     check_interval(dataset.ratio, "ratio", 0, 1, closed="left")
+    # the problems compute in float32: a larger number used to end in a raw
+    # "cannot be converted to type float without overflow" at the first step
+    largest = float(torch.finfo(torch.float32).max)
     if dataset.outer_scale != "sqrt":
         try:
-            check_positive(dataset.outer_scale, "outer_scale")
+            check_interval(dataset.outer_scale, "outer_scale", 0, largest)
         except ValueError:
-            raise ValueError(f"outer_scale must be 'sqrt' or a number > 0, "
-                             f"got {dataset.outer_scale!r}.") from None
-    check_positive(dataset.reg, "reg")
+            raise ValueError(f"outer_scale must be 'sqrt' or a number in "
+                             f"(0, {largest:.4g}] (float32), got "
+                             f"{dataset.outer_scale!r}.") from None
+    check_interval(dataset.reg, "reg", 0, largest)
     seed = dataset_seed(dataset)
     check_device(dataset.device)
-    # getattr: data sets built before these parameters existed are linear
-    check_choice(getattr(dataset, "model", "linear"), "model",
-                 ["linear", "mlp", "cnn"])
-    check_positive_int(getattr(dataset, "hidden", 300), "hidden")
-    check_choice(getattr(dataset, "activation", "relu"), "activation",
-                 ["relu", "identity"])
+    check_bool(dataset.value_function, "value_function")
+    check_model_parameters(dataset)
     n_train = dataset.n_train if n_train is None else n_train
     n_val = dataset.n_val if n_val is None else n_val
     return (seed, check_positive_int(n_train, "n_train"),
             check_positive_int(n_val, "n_val"))
+
+
+def check_model_parameters(dataset):
+    """``model`` and the MLP's ``hidden`` and ``activation``: the linear
+    model and the CNN ignore those two, so a value other than the default
+    is refused for them instead of naming results after a setting that
+    changed nothing."""
+    # getattr: data sets built before these parameters existed are linear
+    model = check_choice(getattr(dataset, "model", "linear"), "model",
+                         ["linear", "mlp", "cnn"])
+    hidden = check_positive_int(getattr(dataset, "hidden", 300), "hidden")
+    activation = check_choice(getattr(dataset, "activation", "relu"),
+                              "activation", ["relu", "identity"])
+    if model != "mlp":
+        for name, value in (("hidden", hidden), ("activation", activation)):
+            default = DATASET_PARAMETERS[name][0]
+            if value != default:
+                raise ValueError(
+                    f"{name}={value!r} has no effect with model={model!r} "
+                    f"(only model='mlp' uses it): leave {name} at its "
+                    f"default {default!r}, or use model='mlp'.")
 
 
 def dataset_problem(dataset, seed, X_train, y_train, X_val, y_val, X_test,

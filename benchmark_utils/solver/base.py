@@ -30,6 +30,7 @@ from benchmark_utils.solver.counting import CountingProblem
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import (
     check_batch_size,
+    check_bool,
     check_choice,
     check_positive,
     check_positive_int,
@@ -105,8 +106,8 @@ class StochasticBilevelSolver(BaseSolver):
         self.sampling = check_choice(getattr(self, "sampling", "shuffle"),
                                      "sampling", SAMPLINGS)
         self.state = None
-        problem.compiled = check_choice(
-            getattr(self, "compile", False), "compile", [False, True]) \
+        problem.compiled = check_bool(getattr(self, "compile", False),
+                                      "compile") \
             and problem.device.type == "cpu"
         self._compiled_step = (
             CompiledStep(self) if problem.compiled and self.traceable_step
