@@ -24,8 +24,10 @@ def dataset_seed(dataset):
             raise ValueError(f"random_state must be an int in [0, 2**63 - "
                              f"1] or None, got {dataset.random_state!r}.")
         return seed
+    get_seed = getattr(dataset, "get_seed", None)  # (a benchopt data set)
     try:
-        return dataset.get_seed(use_repetition=True)
+        return _default_seed() if get_seed is None \
+            else get_seed(use_repetition=True)
     except ValueError:  # no benchopt run (or no repetition) in context
         return _default_seed()
 
