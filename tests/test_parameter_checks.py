@@ -193,8 +193,8 @@ def test_ignored_model_parameters_refused(changes):
 def test_mlp_parameters_accepted():
     seed, n_train, n_val = hyper_cleaning.check_dataset_parameters(
         _hyper_cleaning_params(model="mlp", hidden=100,
-                               activation="identity"))
-    assert (seed, n_train, n_val) == (0, 20000, 5000)
+                               activation="identity", random_state=3))
+    assert (seed, n_train, n_val) == (3, 20000, 5000)
     # the defaults are accepted with every model
     hyper_cleaning.check_dataset_parameters(_hyper_cleaning_params(
         model="cnn"))
