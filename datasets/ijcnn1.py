@@ -119,9 +119,9 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
                 "split='contiguous' (a fixed split): leave it at None, or "
                 "use split='window' or 'random'.")
         check_bool(self.value_function, "value_function")
+        seed = dataset_seed(self)
         X, y, X_test, y_test = load_ijcnn1()
-        train, val = train_val_indices(X.shape[0], self.split,
-                                       dataset_seed(self))
+        train, val = train_val_indices(X.shape[0], self.split, seed)
         problem = RegularizationProblem(
             X[train].toarray(), y[train], X[val].toarray(), y[val],
             X_test.toarray(), y_test, penalty=self.penalty,

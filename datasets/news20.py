@@ -90,8 +90,9 @@ default a new split at every repetition)
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
         check_bool(self.value_function, "value_function")
+        seed = dataset_seed(self)
         X, y, X_test, y_test, _ = load_news20()
-        train, val = train_val_indices(X.shape[0], dataset_seed(self))
+        train, val = train_val_indices(X.shape[0], seed)
         problem = RegularizationProblem(
             X[train], y[train], X[val], y[val], X_test, y_test,
             penalty=self.penalty, outer_init=self.outer_init,
