@@ -49,15 +49,18 @@ and the derivative of the backward pass along it:
           + reg v
     (J v)_i = s w_i (1 - sigmoid(s x_i)) <R_i, dz4_i>
 
-One forward serves the gradient, H v and J v of ``inner_oracles``.
+One forward serves the gradient, H v and J v of ``inner_oracles``, and
+there conv_in(Gz2, K2) and conv_in(dGz2, K2) + conv_in(Gz2, V2) are one
+transposed convolution of the stacked gradients [Gz2, dGz2] by the
+kernel [[K2, V2], [0, K2]] (see ``_hvp_blocks``).
 
 Why not autograd (``benchmarks/network_throughput.py``, docs/SPEED.md):
 PyTorch's max-pooling of a (batch, channels, height, width) tensor runs a
 scalar loop, several times slower than its channels-last kernel and than
-the convolution before it; autograd recomputes nothing cheaper, and its
-double backward and forward-mode products add more such passes (the
-tangent pass of the first convolution took a path without oneDNN). Here
-every activation is channels-last (the layout in which oneDNN's
+the convolution before it, and autograd's double backward of the first
+convolution computes a transposed convolution to the one-channel images
+(which need no gradient) outside oneDNN, most of the time of its H v.
+Here every activation is channels-last (the layout in which oneDNN's
 convolutions and PyTorch's pooling read memory without a reorder), the
 pooling's argmax indices come from the forward and are reused by every
 ``pick`` and ``unpool``, the ReLU masks are read off the activations
@@ -159,13 +162,11 @@ class CNNProblem(NetworkProblem):
         super().__init__(module, *args, **kwargs)
 
     def _blocks(self, flat):
-        """(K1, c1, K2, c2, W3, b3, W4, b4) views of a flat vector."""
-        return tuple(self.parameters_of(flat).values())
-
-    def _kernels(self, flat):
-        """(K1, K2) of a flat vector, channels-last."""
-        blocks = self._blocks(flat)
-        return _channels_last(blocks[0]), _channels_last(blocks[2])
+        """(K1, c1, K2, c2, W3, b3, W4, b4) views of a flat vector, the
+        kernels channels-last."""
+        K1, c1, K2, c2, W3, b3, W4, b4 = self.parameters_of(flat).values()
+        return (_channels_last(K1), c1, _channels_last(K2), c2, W3, b3, W4,
+                b4)
 
     def _onehot(self, split, idx):
         """One-hot labels of a batch (rows of a table built once)."""
@@ -177,9 +178,8 @@ class CNNProblem(NetworkProblem):
         return table if idx is None else take(table, idx)
 
     # -- passes -------------------------------------------------------------
-    def _forward(self, y, A, kernels):
-        K1, K2 = kernels
-        _, c1, _, c2, W3, b3, W4, b4 = self._blocks(y)
+    def _forward(self, y, A):
+        K1, c1, K2, c2, W3, b3, W4, b4 = self._blocks(y)
         f = _Forward()
         f.a = _channels_last(A)
         f.z1 = self._conv1(f.a, K1, c1)
@@ -194,60 +194,100 @@ class CNNProblem(NetworkProblem):
         return f
 
     def logits(self, inner_var, A):
-        return self._forward(inner_var, A, self._kernels(inner_var)).z4
+        return self._forward(inner_var, A).z4
 
-    def _backward(self, y, K2, f, G4, to_input=True):
-        """(G3, Gq2, Gz2, Gq1, Gz1) from the logits' gradient G4 (Gq: the
-        pooled, masked gradients; Gq1 and Gz1 None unless ``to_input``)."""
-        _, _, _, _, W3, _, W4, _ = self._blocks(y)
-        G3 = _mask(torch.mm(G4, W4.T), f.u3)
-        Gq2 = _mask(torch.mm(G3, W3.T).view(f.p2.shape), f.p2)
-        Gz2 = _unpool(Gq2, f.z2, f.i2)
-        if not to_input:
-            return G3, Gq2, Gz2, None, None
-        Gq1 = _mask(self._conv2.grad_input(Gz2, f.p1, K2), f.p1)
-        return G3, Gq2, Gz2, Gq1, _unpool(Gq1, f.z1, f.i1)
-
-    def _tangent(self, y, kernels, v, f):
-        """(dp1, dh, du3, dz4) along the direction v."""
-        K2 = kernels[1]
-        V1, V2 = self._kernels(v)
-        _, d1, _, d2, V3, e3, V4, e4 = self._blocks(v)
-        _, _, _, _, W3, _, W4, _ = self._blocks(y)
+    def _tangent(self, y, v, f):
+        """(dp1, dh, du3, dz4) along v."""
+        _, _, K2, _, W3, _, W4, _ = self._blocks(y)
+        V1, d1, V2, d2, V3, e3, V4, e4 = self._blocks(v)
         dp1 = _mask(_pick(self._conv1(f.a, V1, d1), f.i1), f.p1)
         dz2 = self._conv2(f.p1, V2, d2).add_(self._conv2(dp1, K2))
         dh = _flat(_mask(_pick(dz2, f.i2), f.p2))
         du3 = _mask(torch.addmm(e3, dh, W3).addmm_(f.h, V3), f.u3)
         return dp1, dh, du3, torch.addmm(e4, du3, W4).addmm_(f.u3, V4)
 
-    def _write(self, out, base, first, f, kernels, G4, G3, Gq2, Gz2, Gq1,
-               Gz1, tangent=None):
-        """Write the chunk's gradient blocks (+ reg base on the first chunk)
-        into ``out``, or add them to it on the next chunks. ``tangent``:
-        (dp1, dh, du3, G4, G3, Gz2), the terms of H v that pair the tangent
-        with the gradient's backward pass."""
-        K1, K2 = kernels
-        oK1, oc1, oK2, oc2, oW3, ob3, oW4, ob4 = self._blocks(out)
-        gK2 = self._conv2.grad_kernel(Gz2, f.p1, K2)
-        gW3 = torch.mm(f.h.T, G3)
-        gW4 = torch.mm(f.u3.T, G4)
-        if tangent is not None:
-            dp1, dh, du3, G4_, G3_, Gz2_ = tangent
-            gK2.add_(self._conv2.grad_kernel(Gz2_, dp1, K2))
-            gW3.addmm_(dh.T, G3_)
-            gW4.addmm_(du3.T, G4_)
-        blocks = [self._conv1.grad_kernel(Gz1, f.a, K1), Gq1.sum((0, 2, 3)),
-                  gK2, Gq2.sum((0, 2, 3)), gW3, G3.sum(0), gW4, G4.sum(0)]
-        bases = self._blocks(base) if first and base is not None \
-            else (None,) * 8
-        for o, g, b in zip((oK1, oc1, oK2, oc2, oW3, ob3, oW4, ob4), blocks,
-                           bases):
-            if not first:
+    def _top(self, y, f, G4):
+        """(G3, Gq2, Gz2): the gradient's backward pass from the logits'
+        gradient G4 down to the second convolution's output (Gq2 pooled and
+        masked, Gz2 unpooled)."""
+        _, _, _, _, W3, _, W4, _ = self._blocks(y)
+        G3 = _mask(torch.mm(G4, W4.T), f.u3)
+        Gq2 = _mask(torch.mm(G3, W3.T).view(f.p2.shape), f.p2)
+        return G3, Gq2, _unpool(Gq2, f.z2, f.i2)
+
+    def _first_layer(self, y, f, Gp1):
+        """The first convolution's (kernel, bias) blocks from the gradient
+        Gp1 of its pooled activation p1."""
+        Gq1 = _mask(Gp1, f.p1)
+        Gz1 = _unpool(Gq1, f.z1, f.i1)
+        return [self._conv1.grad_kernel(Gz1, f.a, self._blocks(y)[0]),
+                Gq1.sum(dim=(0, 2, 3))]
+
+    def _gradient(self, y, f, G4):
+        """The 8 gradient blocks of a chunk from its logits' gradient."""
+        K2 = self._blocks(y)[2]
+        G3, Gq2, Gz2 = self._top(y, f, G4)
+        Gp1 = self._conv2.grad_input(Gz2, f.p1, K2)
+        return self._first_layer(y, f, Gp1) + [
+            self._conv2.grad_kernel(Gz2, f.p1, K2), Gq2.sum(dim=(0, 2, 3)),
+            torch.mm(f.h.T, G3), G3.sum(dim=0), torch.mm(f.u3.T, G4),
+            G4.sum(dim=0)]
+
+    def _hvp_blocks(self, y, v, f, P, G4, w, tangent, want_grad):
+        """The 8 blocks of H v (without the ridge term) of a chunk, and the
+        8 gradient blocks if ``want_grad`` (else None)."""
+        dp1, dh, du3, dz4 = tangent
+        _, _, K2, _, W3, _, W4, _ = self._blocks(y)
+        _, _, V2, _, V3, _, V4, _ = self._blocks(v)
+        G3, Gq2, Gz2 = self._top(y, f, G4)
+        PdZ = P * dz4
+        dG4 = PdZ.sub_(P * PdZ.sum(dim=1, keepdim=True)).mul_(w)
+        dG3 = _mask(torch.mm(dG4, W4.T).addmm_(G4, V4.T), f.u3)
+        dGq2 = _mask(torch.mm(dG3, W3.T).addmm_(G3, V3.T)
+                     .view(f.p2.shape), f.p2)
+        dGz2 = _unpool(dGq2, f.z2, f.i2)
+        if want_grad:
+            # Gp1 = conv_in(Gz2, K2) and dGp1 = conv_in(dGz2, K2) +
+            # conv_in(Gz2, V2) as one transposed convolution from 32 to 16
+            # channels, of kernel [[K2, V2], [0, K2]]: oneDNN's convolutions
+            # whose input or output have 8 channels run at half the speed
+            # per product of those with 16, which more than pays for the
+            # zero block.
+            kernel = _channels_last(torch.cat([
+                torch.cat([K2, V2], dim=1),
+                torch.cat([torch.zeros_like(K2), K2], dim=1)]))
+            both = self._conv2.grad_input(
+                torch.cat([Gz2, dGz2], dim=1),
+                torch.cat([f.p1, dp1], dim=1), kernel)
+            Gp1, dGp1 = both.split(len(K2[0]), dim=1)
+        else:
+            dGp1 = self._conv2.grad_input(dGz2, f.p1, K2).add_(
+                self._conv2.grad_input(Gz2, f.p1, V2))
+        hv = self._first_layer(y, f, dGp1) + [
+            self._conv2.grad_kernel(dGz2, f.p1, K2).add_(
+                self._conv2.grad_kernel(Gz2, dp1, K2)),
+            dGq2.sum(dim=(0, 2, 3)),
+            torch.mm(f.h.T, dG3).addmm_(dh.T, G3), dG3.sum(dim=0),
+            torch.mm(f.u3.T, dG4).addmm_(du3.T, G4), dG4.sum(dim=0)]
+        if not want_grad:
+            return hv, None
+        return hv, self._first_layer(y, f, Gp1) + [
+            self._conv2.grad_kernel(Gz2, f.p1, K2), Gq2.sum(dim=(0, 2, 3)),
+            torch.mm(f.h.T, G3), G3.sum(dim=0), torch.mm(f.u3.T, G4),
+            G4.sum(dim=0)]
+
+    def _write(self, out, blocks, first, base=None):
+        """Write a chunk's blocks into ``out`` (+ reg base) on the first
+        chunk, add them on the next ones."""
+        views = self.parameters_of(out).values()
+        if not first:
+            for o, g in zip(views, blocks):
                 o.add_(g)
-            elif b is None:
-                o.copy_(g)
-            else:
-                torch.add(g, b, alpha=self.reg, out=o)
+            return
+        for o, g in zip(views, blocks):
+            o.copy_(g)
+        if base is not None:
+            out.add_(base, alpha=self.reg)
 
     # -- oracles ------------------------------------------------------------
     def _inner_pass(self, inner_var, outer_var, v, idx, want_grad, want_hv,
@@ -259,41 +299,26 @@ class CNNProblem(NetworkProblem):
         hv = torch.empty_like(inner_var) if want_hv else None
         dce = []
         Y = self._onehot("train", idx)
-        kernels = self._kernels(inner_var)
-        _, _, _, _, W3, _, W4, _ = self._blocks(inner_var)
-        if want_hv:
-            V2 = self._kernels(v)[1]
-            _, _, _, _, V3, _, V4, _ = self._blocks(v)
         for k, (A, _, s, c) in enumerate(chunks):
-            f = self._forward(inner_var, A, kernels)
+            f = self._forward(inner_var, A)
             P = torch.softmax(f.z4, dim=1)
             R = P - Y.narrow(0, *c)
             if want_hv or want_jv:
-                dp1, dh, du3, dz4 = self._tangent(inner_var, kernels, v, f)
+                tangent = self._tangent(inner_var, v, f)
                 if want_jv:
-                    dce.append((R * dz4).sum(dim=1))
+                    dce.append((R * tangent[3]).sum(dim=1))
             if not (want_grad or want_hv):
                 continue
             w = (s / n)[:, None]
             G4 = R.mul_(w)
-            G3, Gq2, Gz2, Gq1, Gz1 = self._backward(
-                inner_var, kernels[1], f, G4, to_input=want_grad)
-            if want_grad:
-                self._write(grad, inner_var, k == 0, f, kernels, G4, G3,
-                            Gq2, Gz2, Gq1, Gz1)
             if want_hv:
-                PdZ = P * dz4
-                dG4 = PdZ.sub_(P * PdZ.sum(dim=1, keepdim=True)).mul_(w)
-                dG3 = _mask(torch.mm(dG4, W4.T).addmm_(G4, V4.T), f.u3)
-                dGq2 = _mask(torch.mm(dG3, W3.T).addmm_(G3, V3.T)
-                             .view(f.p2.shape), f.p2)
-                dGz2 = _unpool(dGq2, f.z2, f.i2)
-                dGq1 = _mask(
-                    self._conv2.grad_input(dGz2, f.p1, kernels[1]).add_(
-                        self._conv2.grad_input(Gz2, f.p1, V2)), f.p1)
-                dGz1 = _unpool(dGq1, f.z1, f.i1)
-                self._write(hv, v, k == 0, f, kernels, dG4, dG3, dGq2, dGz2,
-                            dGq1, dGz1, tangent=(dp1, dh, du3, G4, G3, Gz2))
+                h_blocks, g_blocks = self._hvp_blocks(
+                    inner_var, v, f, P, G4, w, tangent, want_grad)
+                self._write(hv, h_blocks, k == 0, v)
+            else:
+                g_blocks = self._gradient(inner_var, f, G4)
+            if want_grad:
+                self._write(grad, g_blocks, k == 0, inner_var)
         jv = None
         if want_jv:
             jv = self._x_direction(outer_var, idx, _cat(dce),
@@ -320,15 +345,14 @@ class CNNProblem(NetworkProblem):
         chunks, n = self._train_chunks(outer_var, idx)
         out = torch.empty_like(inner_var)
         Y = self._onehot("train", idx)
-        kernels = self._kernels(inner_var)
         ce = []
         for k, (A, labels, s, c) in enumerate(chunks):
-            f = self._forward(inner_var, A, kernels)
+            f = self._forward(inner_var, A)
             logp = torch.log_softmax(f.z4, dim=1)
             ce.append(-logp.gather(1, labels[:, None])[:, 0])
             G4 = (logp.exp_() - Y.narrow(0, *c)).mul_((s / n)[:, None])
-            self._write(out, inner_var, k == 0, f, kernels, G4,
-                        *self._backward(inner_var, kernels[1], f, G4))
+            self._write(out, self._gradient(inner_var, f, G4), k == 0,
+                        inner_var)
         return out, self._x_direction(outer_var, idx, _cat(ce),
                                       _cat([c[2] for c in chunks]), n)
 
@@ -337,11 +361,9 @@ class CNNProblem(NetworkProblem):
         Y_all = self._onehot("val", idx)
         n = A_all.shape[0]
         out = torch.empty_like(inner_var)
-        kernels = self._kernels(inner_var)
         for k, c in enumerate(_chunks(n, self.chunk_size)):
-            f = self._forward(inner_var, A_all.narrow(0, *c), kernels)
+            f = self._forward(inner_var, A_all.narrow(0, *c))
             G4 = (torch.softmax(f.z4, dim=1) - Y_all.narrow(0, *c)).mul_(
                 1.0 / n)
-            self._write(out, None, k == 0, f, kernels, G4,
-                        *self._backward(inner_var, kernels[1], f, G4))
+            self._write(out, self._gradient(inner_var, f, G4), k == 0)
         return out
