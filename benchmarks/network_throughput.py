@@ -4,7 +4,7 @@
         [--solvers SOBA StocBiO FSLA] [--autograd] [--oracles]
         [--dataset mnist|fashion_mnist] [--source embedded|full]
         [--n-train 3000] [--n-val 1000] [--reg R] [--batch-size 64]
-        [--seconds 1] [--rounds 5] [--device cpu]
+        [--seconds 1] [--rounds 5] [--device cpu] [--clock wall|cpu]
 
 For each inner model (``model`` of the data set: the closed-form linear
 problem, the MLP with 300 ReLU units, the CNN of
@@ -38,7 +38,9 @@ float32:
 SOBA needs two gradients and one Hessian-vector product per iteration, so
 about 3 floors in arithmetic. The cases are timed in alternation over
 ``--rounds`` rounds; the median round and the range are printed (the
-machine may be shared: compare the ratios within one run).
+machine may be shared: compare the ratios within one run; ``--clock cpu``
+times with the process's CPU time, which on a shared machine leaves out
+the time other processes hold the core).
 """
 import argparse
 import copy
@@ -158,18 +160,18 @@ def oracle_steps(problem, label, batch_size, generator):
     return {(f"{label} {name}"): call for name, call in calls.items()}
 
 
-def timed(step, seconds, device):
+def timed(step, seconds, device, clock=time.perf_counter):
     """Seconds per call of ``step``, over about ``seconds``."""
     for _ in range(3):
         step()
-    n, t0 = 0, time.perf_counter()
+    n, t0 = 0, clock()
     while True:
         step()
         n += 1
         if n % 4 == 0:
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            elapsed = time.perf_counter() - t0
+            elapsed = clock() - t0
             if elapsed > seconds:
                 return elapsed / n
 
@@ -213,6 +215,10 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="cpu: the process's CPU time, which leaves out "
+                             "the time other processes hold the core (one "
+                             "thread, CPU device)")
     parser.add_argument("--dataset", default="mnist",
                         choices=["mnist", "fashion_mnist"])
     parser.add_argument("--source", default="embedded",
@@ -225,15 +231,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     device = torch.device(args.device)
+    if args.clock == "cpu" and device.type != "cpu":
+        parser.error("--clock cpu needs --device cpu")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     cases = {(model, key): step for model in args.models
              for key, step in build_cases(model, args, device).items()}
     times = {key: [] for key in cases}
     for _ in range(args.rounds):
         for key, step in cases.items():
-            times[key].append(timed(step, args.seconds, device))
+            times[key].append(timed(step, args.seconds, device, clock))
     print(f"{args.dataset}, batch {args.batch_size}, float32, 1 thread, "
-          f"{args.device}; {args.rounds} interleaved rounds: median "
-          f"[range] ms per call")
+          f"{args.device}, {args.clock} clock; {args.rounds} interleaved "
+          f"rounds: median [range] ms per call")
     print(f"{'model':6s} {'case':34s} {'ms':>8s} {'range':>17s} "
           f"{'it/s':>6s} {'/ floor':>8s}")
     for (model, key), values in times.items():

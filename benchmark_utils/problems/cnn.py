@@ -178,8 +178,9 @@ class CNNProblem(NetworkProblem):
         return table if idx is None else take(table, idx)
 
     # -- passes -------------------------------------------------------------
-    def _forward(self, y, A):
-        K1, c1, K2, c2, W3, b3, W4, b4 = self._blocks(y)
+    def _forward(self, p, A):
+        """The forward pass of a chunk A, with the blocks p of y."""
+        K1, c1, K2, c2, W3, b3, W4, b4 = p
         f = _Forward()
         f.a = _channels_last(A)
         f.z1 = self._conv1(f.a, K1, c1)
@@ -194,52 +195,53 @@ class CNNProblem(NetworkProblem):
         return f
 
     def logits(self, inner_var, A):
-        return self._forward(inner_var, A).z4
+        return self._forward(self._blocks(inner_var), A).z4
 
-    def _tangent(self, y, v, f):
-        """(dp1, dh, du3, dz4) along v."""
-        _, _, K2, _, W3, _, W4, _ = self._blocks(y)
-        V1, d1, V2, d2, V3, e3, V4, e4 = self._blocks(v)
+    def _tangent(self, p, q, f):
+        """(dp1, dh, du3, dz4) along the direction of blocks q."""
+        _, _, K2, _, W3, _, W4, _ = p
+        V1, d1, V2, d2, V3, e3, V4, e4 = q
         dp1 = _mask(_pick(self._conv1(f.a, V1, d1), f.i1), f.p1)
         dz2 = self._conv2(f.p1, V2, d2).add_(self._conv2(dp1, K2))
         dh = _flat(_mask(_pick(dz2, f.i2), f.p2))
         du3 = _mask(torch.addmm(e3, dh, W3).addmm_(f.h, V3), f.u3)
         return dp1, dh, du3, torch.addmm(e4, du3, W4).addmm_(f.u3, V4)
 
-    def _top(self, y, f, G4):
+    def _top(self, p, f, G4):
         """(G3, Gq2, Gz2): the gradient's backward pass from the logits'
         gradient G4 down to the second convolution's output (Gq2 pooled and
         masked, Gz2 unpooled)."""
-        _, _, _, _, W3, _, W4, _ = self._blocks(y)
+        _, _, _, _, W3, _, W4, _ = p
         G3 = _mask(torch.mm(G4, W4.T), f.u3)
         Gq2 = _mask(torch.mm(G3, W3.T).view(f.p2.shape), f.p2)
         return G3, Gq2, _unpool(Gq2, f.z2, f.i2)
 
-    def _first_layer(self, y, f, Gp1):
+    def _first_layer(self, p, f, Gp1):
         """The first convolution's (kernel, bias) blocks from the gradient
         Gp1 of its pooled activation p1."""
         Gq1 = _mask(Gp1, f.p1)
         Gz1 = _unpool(Gq1, f.z1, f.i1)
-        return [self._conv1.grad_kernel(Gz1, f.a, self._blocks(y)[0]),
+        return [self._conv1.grad_kernel(Gz1, f.a, p[0]),
                 Gq1.sum(dim=(0, 2, 3))]
 
-    def _gradient(self, y, f, G4):
+    def _gradient(self, p, f, G4):
         """The 8 gradient blocks of a chunk from its logits' gradient."""
-        K2 = self._blocks(y)[2]
-        G3, Gq2, Gz2 = self._top(y, f, G4)
+        K2 = p[2]
+        G3, Gq2, Gz2 = self._top(p, f, G4)
         Gp1 = self._conv2.grad_input(Gz2, f.p1, K2)
-        return self._first_layer(y, f, Gp1) + [
+        return self._first_layer(p, f, Gp1) + [
             self._conv2.grad_kernel(Gz2, f.p1, K2), Gq2.sum(dim=(0, 2, 3)),
             torch.mm(f.h.T, G3), G3.sum(dim=0), torch.mm(f.u3.T, G4),
             G4.sum(dim=0)]
 
-    def _hvp_blocks(self, y, v, f, P, G4, w, tangent, want_grad):
-        """The 8 blocks of H v (without the ridge term) of a chunk, and the
-        8 gradient blocks if ``want_grad`` (else None)."""
+    def _hvp_blocks(self, p, q, f, P, G4, w, tangent, want_grad):
+        """The 8 blocks of H v (without the ridge term) of a chunk along
+        the direction of blocks q, and the 8 gradient blocks if
+        ``want_grad`` (else None)."""
         dp1, dh, du3, dz4 = tangent
-        _, _, K2, _, W3, _, W4, _ = self._blocks(y)
-        _, _, V2, _, V3, _, V4, _ = self._blocks(v)
-        G3, Gq2, Gz2 = self._top(y, f, G4)
+        _, _, K2, _, W3, _, W4, _ = p
+        _, _, V2, _, V3, _, V4, _ = q
+        G3, Gq2, Gz2 = self._top(p, f, G4)
         PdZ = P * dz4
         dG4 = PdZ.sub_(P * PdZ.sum(dim=1, keepdim=True)).mul_(w)
         dG3 = _mask(torch.mm(dG4, W4.T).addmm_(G4, V4.T), f.u3)
@@ -263,7 +265,7 @@ class CNNProblem(NetworkProblem):
         else:
             dGp1 = self._conv2.grad_input(dGz2, f.p1, K2).add_(
                 self._conv2.grad_input(Gz2, f.p1, V2))
-        hv = self._first_layer(y, f, dGp1) + [
+        hv = self._first_layer(p, f, dGp1) + [
             self._conv2.grad_kernel(dGz2, f.p1, K2).add_(
                 self._conv2.grad_kernel(Gz2, dp1, K2)),
             dGq2.sum(dim=(0, 2, 3)),
@@ -271,7 +273,7 @@ class CNNProblem(NetworkProblem):
             torch.mm(f.u3.T, dG4).addmm_(du3.T, G4), dG4.sum(dim=0)]
         if not want_grad:
             return hv, None
-        return hv, self._first_layer(y, f, Gp1) + [
+        return hv, self._first_layer(p, f, Gp1) + [
             self._conv2.grad_kernel(Gz2, f.p1, K2), Gq2.sum(dim=(0, 2, 3)),
             torch.mm(f.h.T, G3), G3.sum(dim=0), torch.mm(f.u3.T, G4),
             G4.sum(dim=0)]
@@ -299,12 +301,14 @@ class CNNProblem(NetworkProblem):
         hv = torch.empty_like(inner_var) if want_hv else None
         dce = []
         Y = self._onehot("train", idx)
+        p = self._blocks(inner_var)
+        q = self._blocks(v) if (want_hv or want_jv) else None
         for k, (A, _, s, c) in enumerate(chunks):
-            f = self._forward(inner_var, A)
+            f = self._forward(p, A)
             P = torch.softmax(f.z4, dim=1)
             R = P - Y.narrow(0, *c)
-            if want_hv or want_jv:
-                tangent = self._tangent(inner_var, v, f)
+            if q is not None:
+                tangent = self._tangent(p, q, f)
                 if want_jv:
                     dce.append((R * tangent[3]).sum(dim=1))
             if not (want_grad or want_hv):
@@ -313,10 +317,10 @@ class CNNProblem(NetworkProblem):
             G4 = R.mul_(w)
             if want_hv:
                 h_blocks, g_blocks = self._hvp_blocks(
-                    inner_var, v, f, P, G4, w, tangent, want_grad)
+                    p, q, f, P, G4, w, tangent, want_grad)
                 self._write(hv, h_blocks, k == 0, v)
             else:
-                g_blocks = self._gradient(inner_var, f, G4)
+                g_blocks = self._gradient(p, f, G4)
             if want_grad:
                 self._write(grad, g_blocks, k == 0, inner_var)
         jv = None
@@ -345,14 +349,14 @@ class CNNProblem(NetworkProblem):
         chunks, n = self._train_chunks(outer_var, idx)
         out = torch.empty_like(inner_var)
         Y = self._onehot("train", idx)
+        p = self._blocks(inner_var)
         ce = []
         for k, (A, labels, s, c) in enumerate(chunks):
-            f = self._forward(inner_var, A)
+            f = self._forward(p, A)
             logp = torch.log_softmax(f.z4, dim=1)
             ce.append(-logp.gather(1, labels[:, None])[:, 0])
             G4 = (logp.exp_() - Y.narrow(0, *c)).mul_((s / n)[:, None])
-            self._write(out, self._gradient(inner_var, f, G4), k == 0,
-                        inner_var)
+            self._write(out, self._gradient(p, f, G4), k == 0, inner_var)
         return out, self._x_direction(outer_var, idx, _cat(ce),
                                       _cat([c[2] for c in chunks]), n)
 
@@ -361,9 +365,10 @@ class CNNProblem(NetworkProblem):
         Y_all = self._onehot("val", idx)
         n = A_all.shape[0]
         out = torch.empty_like(inner_var)
+        p = self._blocks(inner_var)
         for k, c in enumerate(_chunks(n, self.chunk_size)):
-            f = self._forward(inner_var, A_all.narrow(0, *c))
+            f = self._forward(p, A_all.narrow(0, *c))
             G4 = (torch.softmax(f.z4, dim=1) - Y_all.narrow(0, *c)).mul_(
                 1.0 / n)
-            self._write(out, self._gradient(inner_var, f, G4), k == 0)
+            self._write(out, self._gradient(p, f, G4), k == 0)
         return out
