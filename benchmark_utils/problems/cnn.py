@@ -91,7 +91,7 @@ def _channels_last(t):
         return t.contiguous(memory_format=_CHANNELS_LAST)
     if not t.is_contiguous():
         t = t.contiguous()
-    n, _, height, width = t.shape
+    _, _, height, width = t.shape
     return t.as_strided(t.shape, (height * width, 1, width, 1))
 
 
@@ -113,7 +113,7 @@ def _pick(dz, indices):
 
 def _unpool(G, z, indices):
     """The gradient of max-pooling: G at the argmax positions, zeros
-    elsewhere (z: the pooled tensor, for its shape and layout)."""
+    elsewhere (z: the pooling's input, read for its shape and layout)."""
     return torch.ops.aten.max_pool2d_with_indices_backward(
         G, z, [2, 2], [2, 2], [0, 0], [1, 1], False, indices)
 
@@ -262,7 +262,7 @@ class CNNProblem(NetworkProblem):
             both = self._conv2.grad_input(
                 torch.cat([Gz2, dGz2], dim=1),
                 torch.cat([f.p1, dp1], dim=1), kernel)
-            Gp1, dGp1 = both.split(len(K2[0]), dim=1)
+            Gp1, dGp1 = both.split(K2.shape[1], dim=1)
         else:
             dGp1 = self._conv2.grad_input(dGz2, f.p1, K2).add_(
                 self._conv2.grad_input(Gz2, f.p1, V2))
