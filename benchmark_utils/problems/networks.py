@@ -802,7 +802,9 @@ def make_network_hyper_cleaning(model, X_train, y_train, X_val, y_val,
         X_train, X_val = standardize(X_train, X_val)
     else:
         X_train, X_val, X_test = standardize(X_train, X_val, X_test)
-    problem_class = MLPProblem if model == "mlp" else NetworkProblem
+    # (imported here: cnn.py builds on this module)
+    from benchmark_utils.problems.cnn import CNNProblem
+    problem_class = MLPProblem if model == "mlp" else CNNProblem
     problem = problem_class(
         module, X_train, noisy, X_val, y_val, X_test, y_test, reg=reg,
         n_classes=n_classes, corruption_mask=mask, outer_init=outer_init,
