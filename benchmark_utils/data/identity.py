@@ -27,8 +27,11 @@ import os
 import warnings
 from pathlib import Path
 
-from benchmark_utils.data.files import DataContentError, atomic_save, \
-    cache_folder
+from benchmark_utils.data.files import (
+    DataContentError,
+    atomic_save,
+    cache_folder,
+)
 
 ALLOW_MODIFIED_ENV = "BILEVEL_ALLOW_MODIFIED_DATA"
 DIGESTS_KEY = "digests"
