@@ -15,10 +15,16 @@ Foundations (used by every layer)
                      to benchopt's cache key
     ``datasets``     what the hyper-cleaning data sets share: parameters,
                      their checks, the problem built from raw splits
+    ``output_file``  benchopt's results file written under a name no
+                     other run holds (two runs with one ``--output``)
 
 ``data/``: files and loaders
     ``files``        data and cache folders, missing-file and content
                      errors, atomic downloads
+    ``identity``     known files recognized by their md5 / sha256 (cached
+                     per file state); ``BILEVEL_ALLOW_MODIFIED_DATA``
+    ``features``     finite (and in-range) feature values, checked after
+                     parsing
     ``idx``          MNIST / FashionMNIST IDX files, embedded MNIST
     ``svmlight``     svmlight files and ijcnn1
     ``news20``       the 20newsgroups archive and its vectorization
@@ -58,6 +64,10 @@ Foundations (used by every layer)
     ``variance_reduction``  SAGA memory tables, the STORM and SARAH
                      corrections, two-point hypergradient estimates
                      (joint Neumann chains on shared batches)
+    ``storm``        the iteration MRBO and SUSTAIN share (STORM
+                     directions, schedules, step)
+    ``bias``         known fixed-point biases on a quadratic (truncated
+                     series, penalty multipliers), for the convergence tests
     ``penalty``      directions of the penalty / value-function methods
     ``unrolling``    reverse-mode differentiation through unrolled inner
                      gradient steps (ITD), backtracking line search

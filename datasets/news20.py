@@ -11,7 +11,9 @@ from benchmark_utils.problems.regularization import (
     RegularizationProblem,
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
+from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
@@ -40,7 +42,8 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     is vectorized like scikit-learn's ``fetch_20newsgroups_vectorized``:
     token counts fit on the 11314 training posts (130108 features for this
     copy), rows L2-normalized, kept sparse.
-    The training posts are split half / half (seeded by ``random_state``)
+    The training posts are split half / half (seeded by ``random_state``; by
+default a new split at every repetition)
     into train (5657) and validation (5657); test = the 7532 bydate test
     posts; 20 classes, multinomial logistic regression without bias.
 
@@ -67,7 +70,8 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     requirements = ["pip::torch", "pip::scikit-learn", "pip::scipy"]
     parameters = {
         "penalty": ["feature"],
-        "random_state": [0],
+        # None: a new split at every repetition (benchmark_utils/seeding.py)
+        "random_state": [None],
         "outer_init": [-12.0],
         "value_function": [False],
         "dtype": ["float32"],
@@ -85,8 +89,10 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
+        check_bool(self.value_function, "value_function")
+        seed = dataset_seed(self)
         X, y, X_test, y_test, _ = load_news20()
-        train, val = train_val_indices(X.shape[0], self.random_state)
+        train, val = train_val_indices(X.shape[0], seed)
         problem = RegularizationProblem(
             X[train], y[train], X[val], y[val], X_test, y_test,
             penalty=self.penalty, outer_init=self.outer_init,

@@ -214,5 +214,5 @@ def test_only_traceable_solvers_compile(make_solver):
 
 
 def test_compile_parameter_is_checked(make_solver):
-    with pytest.raises(ValueError, match="compile must be one of"):
+    with pytest.raises(ValueError, match="compile must be True or False"):
         make_solver("SOBA", linear_problem(), compile="yes")

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from benchmark_utils.data import news20, svmlight
 from benchmark_utils.data.files import DataFileError, data_folder
+from benchmark_utils.data.identity import ALLOW_MODIFIED_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,6 +87,7 @@ def test_download_ijcnn1_checks_before_moving(tmp_path, monkeypatch):
     assert list(dest.iterdir()) == []  # nor any temporary file
     monkeypatch.setattr(svmlight, "IJCNN1_SHAPES",
                         {"train": (30, 6), "test": (30, 6)})
+    monkeypatch.setenv(ALLOW_MODIFIED_ENV, "1")  # small files: unknown md5
     (site / "ijcnn1.t.bz2").write_bytes(bz2.compress(raw))
     paths = svmlight.download_ijcnn1(dest, url=site.as_uri() + "/")
     assert sorted(p.name for p in dest.iterdir()) == ["ijcnn1.bz2",
@@ -115,10 +117,11 @@ POSTS = {
 def small_facts(monkeypatch):
     """The known facts (groups, posts per split) of the POSTS archive, in
     place of the real data set's."""
-    monkeypatch.setattr(news20, "NEWS20_GROUPS", tuple(POSTS["train"]))
-    monkeypatch.setattr(news20, "NEWS20_POSTS", {
-        split: sum(map(len, groups.values()))
+    monkeypatch.setattr(news20, "NEWS20_GROUP_POSTS", {
+        split: {group: len(docs) for group, docs in groups.items()}
         for split, groups in POSTS.items()})
+    # the small archives have no known digest
+    monkeypatch.setenv(ALLOW_MODIFIED_ENV, "1")
 
 
 @pytest.fixture
@@ -187,7 +190,12 @@ def test_vectorized_equals_sklearn(tmp_path, small_facts, cache_dir):
     np.testing.assert_allclose(np.asarray((X.multiply(X)).sum(1)).ravel(), 1)
 
 
-def test_cache_written_then_used(tmp_path, small_facts, cache_dir):
+def _not_called(*args, **kwargs):
+    raise AssertionError("the archive was read instead of the cache")
+
+
+def test_cache_written_then_used(tmp_path, small_facts, cache_dir,
+                                 monkeypatch):
     folder = tmp_path / "20newsgroups"
     folder.mkdir()
     _write_archive(folder / news20.ARCHIVE_NAME)
@@ -195,15 +203,27 @@ def test_cache_written_then_used(tmp_path, small_facts, cache_dir):
     caches = list(cache_dir.glob("*.npz"))
     assert len(caches) == 1
     assert [p.name for p in folder.iterdir()] == [news20.ARCHIVE_NAME]
-    # The cache is what the second load reads: alter it and see it.
+    # The cache is what the second load reads: the archive is not read.
+    with monkeypatch.context() as m:
+        m.setattr(news20, "read_archive", _not_called)
+        second = news20.load_news20(folder)
+    np.testing.assert_array_equal(second[1], first[1])
+    assert (second[0] != first[0]).nnz == 0
+    # A cache altered after it was written (well-formed, other labels) used
+    # to be read as it was: it no longer matches the sha256 beside it, so
+    # it is rebuilt from the archive, with a warning.
     with np.load(caches[0]) as z:
         arrays = dict(z)
     arrays["train_labels"] = arrays["train_labels"][::-1].copy()
     with open(caches[0], "wb") as f:
         np.savez(f, **arrays)
-    second = news20.load_news20(folder)
-    np.testing.assert_array_equal(second[1], first[1][::-1])
-    assert (second[0] != first[0]).nnz == 0
+    with pytest.warns(UserWarning, match="altered.*rebuilt"):
+        rebuilt = news20.load_news20(folder)
+    np.testing.assert_array_equal(rebuilt[1], first[1])
+    with monkeypatch.context() as m:  # and the rebuilt cache is used again
+        m.setattr(news20, "read_archive", _not_called)
+        np.testing.assert_array_equal(news20.load_news20(folder)[1],
+                                      first[1])
     # A new archive (new md5) is vectorized again.
     posts = {s: dict(g) for s, g in POSTS.items()}
     posts["train"] = dict(POSTS["train"], **{"sci.space": {

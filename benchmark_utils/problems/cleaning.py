@@ -48,6 +48,7 @@ from benchmark_utils.data.cleaning import (
 from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.problems.implicit import solve_inner, warm_value_function
 from benchmark_utils.validation import (
+    check_bool,
     check_device,
     check_dtype,
     check_finite,
@@ -152,7 +153,8 @@ class CleaningProblem(BilevelProblem):
         self.outer_scale = float(
             math.sqrt(n_train) if outer_scale is None
             else check_positive(outer_scale, "outer_scale"))
-        self.with_value_function = bool(value_function)
+        self.with_value_function = check_bool(value_function,
+                                              "value_function")
         self._y_star = None  # warm start of the value-function solves
         super().__init__(
             n_train, len(self.splits["val"].labels),

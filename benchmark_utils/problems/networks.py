@@ -648,7 +648,9 @@ def make_network_hyper_cleaning(model, X_train, y_train, X_val, y_val,
                               n_classes)
     module = make_network(model, np.shape(X_train)[1], n_classes, hidden,
                           activation)
-    problem_class = MLPProblem if model == "mlp" else NetworkProblem
+    # (imported here: cnn.py builds on this module)
+    from benchmark_utils.problems.cnn import CNNProblem
+    problem_class = MLPProblem if model == "mlp" else CNNProblem
     return problem_class.from_raw(X_train, y_train, X_val, y_val, X_test,
                                   y_test, n_classes=n_classes, module=module,
                                   **kwargs)

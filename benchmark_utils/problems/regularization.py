@@ -16,7 +16,9 @@ hyperparameter per feature, ``x`` in R^n_features) or column ``k``
 g is strongly convex in y for every x, so y*(x) and h(x) = f(x, y*(x)) exist.
 
 Starting point: ``W = 0`` and ``x = outer_init`` (0 by default, i.e. a
-penalty 1/2 ||W||^2).
+penalty 1/2 ||W||^2), within +-log(largest float of the dtype) (88 in
+float32, 709 in float64): beyond, exp(x) overflows and the first gradient
+is already nan.
 
 Closed-form oracles share one forward pass: the logits ``Z = X W`` give
 the sigmoid / softmax probabilities reused by the gradient, the
@@ -26,6 +28,7 @@ matrices may be dense (numpy / torch) or sparse (scipy sparse or torch sparse
 COO / CSR): sparse inputs stay sparse (torch CSR) end to end, and a minibatch
 ``idx`` gathers its rows straight from the CSR arrays.
 """
+import math
 import warnings
 
 import numpy as np
@@ -39,10 +42,12 @@ from benchmark_utils.problems.implicit import (
     warm_value_function,
 )
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
     check_finite,
+    check_interval,
 )
 
 
@@ -233,8 +238,11 @@ class RegularizationProblem(BilevelProblem):
                  y_test=None, penalty="feature", value_function=False,
                  outer_init=0.0, dtype=torch.float32, device="cpu"):
         check_choice(penalty, "penalty", PENALTIES)
-        outer_init = check_finite(outer_init, "outer_init")
         device, dtype = check_device(device), check_dtype(dtype)
+        bound = math.floor(math.log(torch.finfo(dtype).max))
+        outer_init = check_interval(check_finite(outer_init, "outer_init"),
+                                    "outer_init", -bound, bound,
+                                    closed="both")
         train_labels = np.asarray(y_train.cpu() if isinstance(
             y_train, torch.Tensor) else y_train).ravel()
         self.classes = np.unique(train_labels)
@@ -244,7 +252,8 @@ class RegularizationProblem(BilevelProblem):
         self.n_classes = len(self.classes)
         self.binary = self.n_classes == 2
         self.penalty = penalty
-        self.with_value_function = bool(value_function)
+        self.with_value_function = check_bool(value_function,
+                                              "value_function")
 
         splits = dict(train=(X_train, y_train), val=(X_val, y_val))
         if X_test is not None:

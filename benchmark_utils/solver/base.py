@@ -5,7 +5,17 @@ object holding the solver's variables) and ``step(state)`` (one iteration,
 updating ``state`` in place). The base class owns benchopt's callback loop,
 the minibatch samplers, the random generator, oracle counting and divergence
 detection.
+
+The loop logs a point (benchopt's callback, which evaluates the objective
+outside the solver's time) after the first iteration and then whenever the
+solver's ``work`` (``benchmark_utils/solver/counting.py``) has grown by the
+objective's ``log_ratio`` since the last logged point, so that every
+solver's curve has points at the same relative spacing in work. It stops
+at the objective's ``max_work`` budget, and checks benchopt's ``--timeout``
+deadline after every iteration, so that a run overruns it by at most one
+iteration (benchopt itself checks it only at logged points).
 """
+import math
 import os
 import sys
 import time
@@ -20,6 +30,7 @@ from benchmark_utils.solver.counting import CountingProblem
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import (
     check_batch_size,
+    check_bool,
     check_choice,
     check_positive,
     check_positive_int,
@@ -28,7 +39,6 @@ from benchmark_utils.validation import (
 #: Parameters every solver has; solvers list them in their ``parameters``.
 COMMON_PARAMETERS = {
     "batch_size": [64],
-    "eval_freq": [16],
     "random_state": [None],
     # "shuffle": a new random partition into batches at every epoch;
     # "blocks": fixed contiguous blocks read without a gather
@@ -57,6 +67,9 @@ INTERRUPTED_HINT = (
 #: then).
 WARM_UP_SECONDS = 120
 WARM_UP_ITERATIONS = 100
+#: Upper bound on the replay that finds a diverged run's first non-finite
+#: iteration (seconds, outside the solver's time).
+REPLAY_SECONDS = 60
 
 
 class State(SimpleNamespace):
@@ -80,7 +93,7 @@ class StochasticBilevelSolver(BaseSolver):
     traceable_step = False
     _compiled_step = None
 
-    def set_objective(self, problem):
+    def set_objective(self, problem, max_work=None, log_ratio=1.1):
         if problem.device.type == "cpu" and "OMP_NUM_THREADS" not in \
                 os.environ:
             # One thread unless asked otherwise: a minibatch step's products
@@ -89,15 +102,15 @@ class StochasticBilevelSolver(BaseSolver):
             # 10-100x slower per step on a busy 2-core machine).
             torch.set_num_threads(1)
         self.problem = problem
+        self.max_work = math.inf if max_work is None else max_work
+        self.log_ratio = log_ratio
         self.batch_size = check_batch_size(self.batch_size)
-        self.eval_freq = check_positive_int(self.eval_freq, "eval_freq")
         # (full-batch solvers do not list it: a class attribute would mask
         # benchopt's parameter, which it only sets when absent)
         self.sampling = check_choice(getattr(self, "sampling", "shuffle"),
                                      "sampling", SAMPLINGS)
         self.state = None
-        compile_ = check_choice(getattr(self, "compile", False), "compile",
-                                [False, True])
+        compile_ = check_bool(getattr(self, "compile", False), "compile")
         if not (compile_ and self.traceable_step
                 and problem.device.type == "cpu"):
             self._compiled_step = None
@@ -142,6 +155,11 @@ class StochasticBilevelSolver(BaseSolver):
         self.n_iter = 0
         self.state = self.init_state()
 
+    def get_next(self, stop_val):
+        """benchopt's next logged callback: every call of the callback is
+        logged, the loop below deciding when to call it."""
+        return stop_val + 1
+
     def run(self, callback):
         try:
             self._run(callback)
@@ -151,21 +169,47 @@ class StochasticBilevelSolver(BaseSolver):
 
     def _run(self, callback):
         self.reset()
+        self._last_finite = 0  # the last logged iteration known finite
+        criterion = getattr(self, "_criterion", None)
         while callback():
-            for _ in range(self.eval_freq):
+            deadline = None if criterion is None else criterion._deadline
+            work = self.oracles.work
+            if work >= self.max_work:
+                break
+            next_log = work * self.log_ratio
+            while True:
                 self.next_iteration()
+                work = self.oracles.work
+                if work >= next_log or work >= self.max_work or (
+                        deadline is not None and time.time() >= deadline):
+                    break
             if self.problem.device.type == "cuda":
                 # Kernels are asynchronous: wait for them so that benchopt's
                 # timer charges the work to the solver.
                 torch.cuda.synchronize(self.problem.device)
             if not self._is_finite():
-                # Let benchopt log this point: the callback evaluates it now
-                # if it is due, else benchopt does after ``run`` returns
-                # (it skips that final evaluation when the previous call
-                # logged, so without this call a blow-up inside the first
-                # ``eval_freq`` iterations would end the run at its start).
+                # Log this point (benchopt's stopping criterion reports the
+                # divergence, asking first_non_finite for its iteration),
+                # then stop.
                 callback()
                 break
+            self._last_finite = self.n_iter
+
+    def first_non_finite(self):
+        """``(first, last)``: the iterations between which the reported
+        variables first became non-finite, found by replaying the run from
+        its start (the same seeds give the same iterates) with a check
+        after every iteration past the last logged finite one: ``first ==
+        last`` when found, else the logged bracket (a replay longer than
+        ``REPLAY_SECONDS``). Called after the run, outside its time."""
+        bad, known = self.n_iter, self._last_finite
+        deadline = time.perf_counter() + REPLAY_SECONDS
+        self.reset()
+        while self.n_iter < bad and time.perf_counter() < deadline:
+            self.next_iteration()
+            if self.n_iter > known and not self._is_finite():
+                return self.n_iter, self.n_iter
+        return known + 1, bad
 
     def _is_finite(self):
         return all(bool(torch.isfinite(v).all()) for v in self._result_vars())
