@@ -327,7 +327,7 @@ class CNNProblem(NetworkProblem):
         jv = None
         if want_jv:
             jv = self._x_direction(outer_var, idx, _cat(dce),
-                                   _cat([c[2] for c in chunks]), n)
+                                   _cat([c[2] for c in chunks]))
         return grad, hv, jv
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
@@ -359,7 +359,7 @@ class CNNProblem(NetworkProblem):
             G4 = (logp.exp_() - Y.narrow(0, *c)).mul_((s / n)[:, None])
             self._write(out, self._gradient(p, f, G4), k == 0, inner_var)
         return out, self._x_direction(outer_var, idx, _cat(ce),
-                                      _cat([c[2] for c in chunks]), n)
+                                      _cat([c[2] for c in chunks]))
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
         A_all = self.splits["val"].rows(idx)[0]
