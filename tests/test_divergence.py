@@ -84,7 +84,7 @@ def test_tuning_cli_warns_when_every_setting_diverged(results, tmp_path,
     parquet = tmp_path / "runs.parquet"
     results.to_parquet(parquet)
     assert main([str(parquet), "--metric", "objective_value",
-                 "--out", str(tmp_path / "tuned.yml")]) == 0
+                 "--out", str(tmp_path / "tuned.yml")]) == 1
     err = capsys.readouterr().err
     assert "every SABA setting diverged" in err
     assert "SOBA" not in err

@@ -274,7 +274,8 @@ def test_embedded_mnist_dataset():
     p = Dataset.get_instance(source="embedded", n_train=500,
                              n_val=200).get_data()["problem"]
     assert (p.n_inner, p.n_outer, p.dim_inner) == (500, 200, 7850)
-    assert len(p.splits["test"].labels) == 1000
+    # the test set is every embedded image outside train and validation
+    assert len(p.splits["test"].labels) == 5000 - 500 - 200
     assert p.dtype == torch.float32
     frac = float(p.corruption_mask.double().mean())
     assert 0.4 < frac < 0.6
