@@ -97,6 +97,31 @@ class HyperCleaningProblem(CleaningProblem):
             self._hessian_bound = 0.5 * 1.05 * gram + self.reg
         return self._hessian_bound
 
+    def inner_preconditioner(self, inner_var, outer_var):
+        """r -> M^{-1} r for the exact solves (Newton-CG, the hypergradient's
+        CG), with M = blockdiag_k(c_k A^T A / n + reg I): the Hessian
+        (1/n) sum_i w_i A_i^T (diag(p_i) - p_i p_i^T) A_i + reg I with the
+        cross-class terms dropped and each class's curvature w_i p_ik
+        (1 - p_ik) replaced by its mean c_k. One eigendecomposition of
+        A^T A / n (once per problem) makes M^{-1} two (d+1)^2 products per
+        class; on FashionMNIST's 20000 images it cuts the CG iterations of a
+        solve about tenfold (docs/SPEED.md)."""
+        if getattr(self, "_gram_eig", None) is None:
+            A = self.splits["train"].A.double()
+            lam, U = torch.linalg.eigh(A.T @ A / A.shape[0])
+            self._gram_eig = (lam.clamp_(min=0).to(self.dtype),
+                              U.to(self.dtype).contiguous())
+        lam, U = self._gram_eig
+        A, _, s = self._train_batch(outer_var, None, labels=False)
+        Pt, _ = self._forward(A, inner_var, None)
+        c = (Pt * (1 - Pt)).mv(s) / A.shape[0]
+        scale = 1.0 / (c[:, None] * lam[None, :] + self.reg)
+
+        def apply(r):
+            R = self._wt(r) @ U
+            return (R.mul_(scale) @ U.T).view(-1)
+        return apply
+
     def _logits_t(self, A, inner_var):
         """Transposed logits (n_classes, batch)."""
         return torch.mm(self._wt(inner_var), A.T)
