@@ -78,7 +78,7 @@ class Solver(StochasticBilevelSolver):
         "minibatch": "full batch only (batch_size 'full')",
     }
 
-    def skip(self, problem):
+    def skip(self, problem, **objective):
         max_dim = check_positive_int(self.max_dim, "max_dim")
         if problem.dim_outer > max_dim:
             return True, (
