@@ -17,10 +17,16 @@ python -c "import matplotlib" 2>/dev/null || {
 }
 mkdir -p outputs
 
-run --output results_fashion_mnist --config experiments/all_solvers_fashion_mnist.yml &
+# Every solver at the settings the tuning protocol chose, one problem at a
+# time (experiments/tuned/, written by benchmark_utils.analysis.protocol).
+shopt -s nullglob
+tuned=()
+for config in experiments/tuned/*.yml; do
+    name="tuned_$(basename "$config" .yml)"
+    run --output "results_$name" --config "$config"
+    tuned+=("$name")
+done
 run --output results_20newsgroups --config experiments/minimaxopt_20newsgroups.yml &
-wait
-run --output results_mnist_embedded --config experiments/all_solvers_mnist_embedded.yml &
 run --output results_ijcnn1 --config experiments/f2sa_adam_ijcnn1.yml &
 wait
 # The papers' own hyper-cleaning setups, on FashionMNIST (their MNIST lines
@@ -40,10 +46,11 @@ run --output results_minimaxopt_mlp_mnist_embedded --config experiments/minimaxo
 run --output results_fsla_cnn_fashion_mnist --config experiments/fsla_cnn_hyper_cleaning.yml &
 wait
 
-python benchmarks/results_figures.py outputs/results_fashion_mnist.parquet \
-    outputs/results_mnist_embedded.parquet --out docs/figures \
-    --metric objective_test_accuracy --metric objective_value \
-    --metric objective_cleaning_f1
+for f in "${tuned[@]}"; do
+    python benchmarks/results_figures.py "outputs/results_$f.parquet" \
+        --out docs/figures --metric objective_test_accuracy \
+        --metric objective_value
+done
 python benchmarks/results_figures.py outputs/results_ijcnn1.parquet \
     outputs/results_20newsgroups.parquet --out docs/figures \
     --metric objective_test_accuracy --metric objective_value
@@ -54,7 +61,7 @@ for f in fsla_fashion_mnist bvfim_fashion_mnist minimaxopt_fashion_mnist \
         --out docs/figures --metric objective_test_accuracy \
         --metric objective_value --metric objective_cleaning_f1
 done
-for f in fashion_mnist mnist_embedded ijcnn1 20newsgroups fsla_fashion_mnist \
+for f in "${tuned[@]}" ijcnn1 20newsgroups fsla_fashion_mnist \
         bvfim_fashion_mnist minimaxopt_fashion_mnist bvfim_mlp_fashion_mnist \
         minimaxopt_mlp_mnist_embedded fsla_cnn_fashion_mnist; do
     python benchmarks/results_table.py "outputs/results_$f.parquet"

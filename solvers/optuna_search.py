@@ -78,7 +78,9 @@ class Solver(StochasticBilevelSolver):
         "minibatch": "full batch only (batch_size 'full')",
     }
 
-    def skip(self, problem, **objective):
+    def skip(self, problem, max_work=None, log_ratio=None):
+        # benchopt passes every key of the objective's dict; only the
+        # problem's size decides
         max_dim = check_positive_int(self.max_dim, "max_dim")
         if problem.dim_outer > max_dim:
             return True, (

@@ -98,7 +98,9 @@ class Solver(StochasticBilevelSolver):
                       "n_iter": 200, "gap_ratio": 0.1},
     }
 
-    def skip(self, problem, **objective):
+    def skip(self, problem, max_work=None, log_ratio=None):
+        # benchopt passes every key of the objective's dict; only the
+        # problem's size decides
         size = problem.dim_inner * (problem.dim_inner + problem.dim_outer)
         max_dense = check_positive_int(self.max_dense, "max_dense")
         if size > max_dense:

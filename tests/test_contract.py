@@ -105,3 +105,13 @@ def test_template_declarations_hold(template_cls, quadratic):
         run_steps(solver, 2)
         assert tuple(solver.oracles.counts[key] for key in
                      ("grad", "hvp", "cross")) == tuple(2 * n for n in counts)
+
+
+def test_skip_takes_the_objective_as_benchopt_passes_it(solver_name, bench,
+                                                        quadratic):
+    # benchopt calls skip(**objective.get_objective()): the budget keys
+    # (max_work, log_ratio) as well as the problem
+    objective = bench.get_benchmark_objective().get_instance(max_work=10.0)
+    objective.set_data(problem=quadratic)
+    solver = discovered_solvers()[solver_name].get_instance()
+    assert solver.skip(**objective.get_objective()) == (False, None)

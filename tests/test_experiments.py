@@ -1,11 +1,15 @@
 """Run configs in experiments/, the result helpers and the tuning CLI.
 
-- every ``experiments/*.yml`` only names run options, data sets, solvers and
-  parameters that exist (checked against the benchmark's classes, then by
-  benchopt's own selector validation);
-- ``experiments/quickstart.yml`` runs end to end through ``benchopt run``
-  (short budget) and writes a parquet file and an HTML page with the
-  custom plots;
+- every run config (``experiments/*.yml`` but the protocol file, and
+  ``experiments/tuned/*.yml``) only names run options, data sets, solvers
+  and parameters that exist (checked against the benchmark's classes, then
+  by benchopt's own selector validation);
+- every ``experiments/tuned/<problem>.yml`` has its tuning records
+  (``<problem>.csv``) beside it and a header naming the protocol and the
+  commit that ran it;
+- ``experiments/quickstart.yml`` lists every solver benchopt discovers, at
+  its defaults, and runs end to end through ``benchopt run`` (short
+  budget), writing a parquet file and an HTML page with the custom plots;
 - ``benchmark_utils.analysis.results``: time to target on hand-made tables
   (repetitions, not reached, diverged runs, censored medians);
 - ``benchmark_utils.analysis.tuning``: picks the best setting on a
@@ -43,7 +47,12 @@ from benchmark_utils.analysis.tuning import main as tuning_main
 from conftest import ROOT
 
 EXPERIMENTS = ROOT / "experiments"
-CONFIGS = sorted(EXPERIMENTS.glob("*.yml"))
+#: The configs the tuning protocol writes, one per problem.
+TUNED = sorted((EXPERIMENTS / "tuned").glob("*.yml"))
+#: Run configs: experiments/*.yml but the protocol's own file, and the
+#: tuned ones.
+CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yml")
+                 if p.name != "protocol.yml") + TUNED
 #: One run config per experiment of the papers the benchmark reproduces.
 PAPER_CONFIGS = ("f2sa_adam_hyper_cleaning.yml", "f2sa_adam_ijcnn1.yml",
                  "fsla_hyper_cleaning.yml", "minimaxopt_hyper_cleaning.yml",
@@ -51,12 +60,6 @@ PAPER_CONFIGS = ("f2sa_adam_hyper_cleaning.yml", "f2sa_adam_ijcnn1.yml",
                  "bvfim_mlp_hyper_cleaning.yml",
                  "minimaxopt_mlp_hyper_cleaning.yml",
                  "fsla_cnn_hyper_cleaning.yml")
-#: Validation-only tuning grids, one per tuned family.
-GRIDS = ("grid_defaults.yml", "grid_f2sa.yml", "grid_hyper_cleaning.yml",
-         "grid_ijcnn1.yml", "grid_20newsgroups.yml", "grid_defaults_more.yml",
-         "grid_bvfim_mlp.yml", "grid_bvfim_mlp_outer.yml",
-         "grid_minimaxopt_mlp.yml",
-         "grid_fsla_cnn.yml")
 CUSTOM_PLOTS = ("oracle_curve", "time_to_target", "target_time_table")
 
 
@@ -120,19 +123,80 @@ def test_experiment_config_is_valid(path, bench):
 
 def test_paper_configs_exist():
     names = {p.name for p in CONFIGS}
-    for name in ("quickstart.yml", *PAPER_CONFIGS, *GRIDS):
+    for name in ("quickstart.yml", *PAPER_CONFIGS):
         assert name in names
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("tuned_*.yml")),
-                         ids=lambda p: p.name)
-def test_tuned_configs_name_their_grid_and_metric(path):
-    header = path.read_text().split("dataset:")[0]
-    grid = re.search(r"#   grid: (experiments/grid_\w+\.yml) \(timeout",
-                     header)
-    assert grid and (ROOT / grid.group(1)).is_file(), header
-    assert re.search(r"of objective_(value|val_accuracy) ", header), header
-    assert "#   commit: " in header
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_max_runs_does_not_bind(path):
+    # benchopt's max-runs counts logged points: at log_ratio 1.1, 100
+    # points span a work factor of only 1.1^100 ~ 1.4e4, and a run would
+    # stop there, before its work or time budget
+    config = yaml.safe_load(path.read_text())
+    assert config.get("max-runs", 0) >= 10_000, path.name
+
+
+def _header(text):
+    """The comment lines that open a config."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def tuned_file_errors(path):
+    """What a tuned run config lacks: its CSV of tuning runs beside it, a
+    header naming the protocol file and the commit that ran it."""
+    path = Path(path)
+    errors = []
+    if not path.with_suffix(".csv").is_file():
+        errors.append(f"{path.name}: no {path.with_suffix('.csv').name} "
+                      "beside it (the protocol's per-run records)")
+    header = _header(path.read_text())
+    if "experiments/protocol.yml" not in header:
+        errors.append(f"{path.name}: the header does not name "
+                      "experiments/protocol.yml")
+    if not re.search(r"^#.*commit.*:.*[0-9a-f]{7,40}", header,
+                     re.IGNORECASE | re.MULTILINE):
+        errors.append(f"{path.name}: the header names no commit")
+    return errors
+
+
+@pytest.mark.parametrize("path", TUNED, ids=lambda p: p.name)
+def test_tuned_configs_have_their_records(path):
+    errors = tuned_file_errors(path)
+    assert not errors, "\n".join(errors)
+
+
+def test_tuned_file_errors_name_what_is_missing(tmp_path):
+    path = tmp_path / "toy.yml"
+    path.write_text("# toy: chosen by hand\ndataset: [simulated]\n"
+                    "# Commit: 1234567abc\n")
+    errors = "\n".join(tuned_file_errors(path))
+    assert "no toy.csv" in errors and "protocol.yml" in errors
+    assert "no commit" in errors  # a commit below the header is not read
+    path.write_text("# toy (experiments/protocol.yml)\n"
+                    "# Commit(s) that ran the grid: 1234567-dirty\n"
+                    "dataset: [simulated]\n")
+    path.with_suffix(".csv").write_text("stage\nshort\n")
+    assert tuned_file_errors(path) == []
+
+
+def test_quickstart_runs_every_solver_at_its_defaults(bench):
+    config = yaml.safe_load((EXPERIMENTS / "quickstart.yml").read_text())
+    listed = config["solver"]
+    assert all(isinstance(s, str) and "[" not in s for s in listed), (
+        "quickstart.yml sets solver parameters: it runs the defaults")
+    assert len(listed) == len(set(listed)), "a solver is listed twice"
+    discovered = {s.name for s in bench.get_solvers()}
+    assert set(listed) == discovered, (
+        f"missing: {sorted(discovered - set(listed))}, "
+        f"unknown: {sorted(set(listed) - discovered)}")
+    # one work budget for every solver, set through the objective
+    (objective,) = config["objective"]
+    assert split_name(objective)[1]["max_work"] > 0
 
 
 # A choice justified by a test metric, as a comment would phrase it.
@@ -174,11 +238,8 @@ def test_check_run_config_rejects_unknown_names(tmp_path, bench):
 def test_quickstart_runs(bench):
     name = f"test_quickstart_{uuid.uuid4().hex[:8]}"
     out = ROOT / "outputs"
-    # The solvers of the quickstart that exist now (others may be written).
-    existing = {s.name for s in bench.get_solvers()}
     config = yaml.safe_load((EXPERIMENTS / "quickstart.yml").read_text())
-    solvers = [s for s in config["solver"] if s in existing]
-    assert "SOBA" in solvers
+    solvers = config["solver"]
     cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT),
            "--config", str(EXPERIMENTS / "quickstart.yml"),
            "--timeout", "2", "-n", "3", "-r", "1", "--no-cache",

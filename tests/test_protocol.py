@@ -155,6 +155,7 @@ def test_protocol_runs_end_to_end(tmp_path, solver_classes, bench):
     assert (full["solver"] == "Inner-Only").sum() == 2
     config = yaml.safe_load(path.read_text())
     assert len(config["solver"]) == 3
-    from test_experiments import check_run_config
+    from test_experiments import check_run_config, tuned_file_errors
     check_run_config(path, bench)
+    assert tuned_file_errors(path) == []
     assert (ROOT / "experiments" / "protocol.yml").is_file()

@@ -2,7 +2,7 @@
 
 Usage::
 
-    benchopt run . --config experiments/grid_hyper_cleaning.yml   # the grid
+    benchopt run . --config my_grid.yml                       # a grid
     python -m benchmark_utils.analysis.tuning outputs/<grid>.parquet \\
         --metric objective_val_accuracy --maximize \\
         --out experiments/best_<name>.yml
