@@ -35,10 +35,12 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     probability ``ratio`` by a uniformly drawn different class (seeded by
     ``random_state``). Inner (``model="linear"``, the default): multinomial
     logistic regression (784 x 10 weights + 10 biases) with ridge
-    ``reg / 2 ||y||^2``, start W = 0, b = 0; outer: one logit per training
-    sample, start x_i = -2. ``model="mlp"`` (``hidden`` units,
-    ``activation`` "relu" or "identity") or ``"cnn"``: a network instead,
-    seeded start (``benchmark_utils/problems/networks.py``).
+    ``reg / 2 ||y||^2`` (``reg`` None: the model's default,
+    ``benchmark_utils.datasets.REG_DEFAULTS``), start W = 0, b = 0;
+    outer: one logit per training sample, start x_i = -2.
+    ``model="mlp"`` (``hidden`` units, ``activation`` "relu" or
+    "identity") or ``"cnn"``: a network instead, seeded start
+    (``benchmark_utils/problems/networks.py``).
     """
 
     name = "fashion_mnist"

@@ -12,6 +12,7 @@ import torch
 from benchmark_utils.batches import contiguous_blocks
 from benchmark_utils.datasets import (
     DATASET_PARAMETERS,
+    REG_DEFAULTS,
     check_dataset_parameters,
     dataset_problem,
 )
@@ -367,7 +368,9 @@ def test_linear_default_is_unchanged():
     dataset, seed = args[:2]
     p = dataset_problem(*args)
     assert type(p) is HyperCleaningProblem
-    q = make_hyper_cleaning(*args[2:], ratio=dataset.ratio, reg=dataset.reg,
+    # reg None: the linear model's default
+    assert dataset.reg is None and p.reg == REG_DEFAULTS["linear"]
+    q = make_hyper_cleaning(*args[2:], ratio=dataset.ratio, reg=p.reg,
                             n_classes=10,
                             random_state=np.random.default_rng([seed, 1]),
                             value_function=False)
@@ -391,7 +394,7 @@ def test_dataset_builds_networks(model):
     args = _dataset_args(model=model, hidden=9, activation="identity")
     p = dataset_problem(*args)
     assert isinstance(p, MLPProblem if model == "mlp" else NetworkProblem)
-    assert p.dtype == torch.float32 and p.reg == 0.4
+    assert p.dtype == torch.float32 and p.reg == REG_DEFAULTS[model]
     if model == "mlp":
         assert isinstance(p.module.act, torch.nn.Identity)
         assert p.module.hidden.weight.shape == (16, 9)
