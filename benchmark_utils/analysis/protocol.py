@@ -266,10 +266,12 @@ def next_edges(full, explored, maximize, factor):
         value = best[column]
         if pd.isna(value) or not values:
             continue
+        # (6 significant digits: 0.3 * 3 is 0.8999999999999999 in floats,
+        # a setting name nobody could type)
         if value == values[-1]:
-            candidates.append((column, value * factor))
+            candidates.append((column, float(f"{value * factor:.6g}")))
         if value == values[0]:
-            candidates.append((column, value / factor))
+            candidates.append((column, float(f"{value / factor:.6g}")))
     settings = []
     for column, value in candidates:
         step = value if column == "step_size" else best["step_size"]
