@@ -72,18 +72,23 @@ def test_a_diverged_repetition_scores_worst():
     assert table["step_size"].tolist() == [0.3, 0.1]
 
 
+# the values beyond the grid's low edges, as the protocol writes them (6
+# significant digits)
+STEP_EDGE, RATIO_EDGE = 0.00333333, 0.0333333
+
+
 def test_an_edge_choice_extends_the_grid_until_it_gets_worse():
     explored = proto.setting_scores(_rows("short", GRID), False)
     # the best full setting is at the smallest step and the smallest ratio
     full = proto.setting_scores(_rows("full", {
         (0.01, 0.1): [0.2, 0.2], (0.03, 0.1): [0.3, 0.3]}), False)
     edges = proto.next_edges(full, explored, False, factor=3.0)
-    assert sorted(edges) == sorted([(0.01 / 3, 0.1), (0.01, 0.1 / 3)])
+    assert sorted(edges) == sorted([(STEP_EDGE, 0.1), (0.01, RATIO_EDGE)])
     # beyond: the smaller step scores worse, the smaller ratio better
     rows = pd.concat([_rows("short", GRID), _rows("full", {
         (0.01, 0.1): [0.2, 0.2], (0.03, 0.1): [0.3, 0.3]}),
-        _rows("edge_1", {(0.01 / 3, 0.1): [0.25, 0.25],
-                         (0.01, 0.1 / 3): [0.1, 0.1]})])
+        _rows("edge_1", {(STEP_EDGE, 0.1): [0.25, 0.25],
+                         (0.01, RATIO_EDGE): [0.1, 0.1]})])
     full = proto.setting_scores(rows[rows["stage"] != "short"], False)
     explored = proto.setting_scores(rows, False)
     edges = proto.next_edges(full, explored, False, factor=3.0)
@@ -95,12 +100,12 @@ def test_an_edge_choice_extends_the_grid_until_it_gets_worse():
     assert proto.next_edges(full, proto.setting_scores(rows, False),
                             False, 3.0) == []
     best, notes = proto.choice(rows, "SOBA", maximize=False)
-    assert (best["step_size"], best["outer_ratio"]) == (0.01, 0.1 / 3)
+    assert (best["step_size"], best["outer_ratio"]) == (0.01, RATIO_EDGE)
     text = "\n".join(notes)
     assert f"outer_ratio {0.1 / 9:g} diverged" in text
     assert "outer_ratio 0.1 scored worse (0.2)" in text
-    assert f"step_size {0.01 / 3:g} scored worse" not in text  # other line
-    # the step line at ratio 0.1 / 3 holds one setting, and 0.01 lies
+    assert f"step_size {STEP_EDGE:g} scored worse" not in text  # other line
+    # the step line at ratio RATIO_EDGE holds one setting, and 0.01 lies
     # inside the steps run: nothing to say there
     assert "step_size" not in text
 
