@@ -93,8 +93,8 @@ def test_an_edge_choice_extends_the_grid_until_it_gets_worse():
     explored = proto.setting_scores(rows, False)
     edges = proto.next_edges(full, explored, False, factor=3.0)
     # only the ratio keeps growing (the step direction stopped)
-    assert edges == [(0.01, 0.1 / 9)]
-    rows = pd.concat([rows, _rows("edge_2", {(0.01, 0.1 / 9): [math.nan,
+    assert edges == [(0.01, 0.0111111)]
+    rows = pd.concat([rows, _rows("edge_2", {(0.01, 0.0111111): [math.nan,
                                                                math.nan]})])
     full = proto.setting_scores(rows[rows["stage"] != "short"], False)
     assert proto.next_edges(full, proto.setting_scores(rows, False),
