@@ -10,15 +10,23 @@ result table: ``solver_name``, ``idx_rep``, ``stop_val``, ``time`` and
 import matplotlib
 import numpy as np
 
-from benchmark_utils.analysis.ranking import BASELINE, base_name
+from benchmark_utils.analysis.ranking import (
+    BASELINE,
+    TARGET_FRACTION,
+    base_name,
+    normalized_gap,
+    problem_targets,
+)
 from benchmark_utils.analysis.results import median_curve
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-#: The metrics drawn, in rows, when the table reports them.
+#: The metrics drawn, in rows, when the table reports them (the first:
+#: the headline value as the fraction of its draw's gap still to close).
+GAP = "objective_value_gap"
 METRICS = {
-    "objective_value": "h(x) = f(x, y*(x))",
+    GAP: "h(x): gap still to close\n(1: Inner-Only, 0: best final)",
     "objective_val_loss": "validation loss of the model",
     "objective_test_accuracy": "test accuracy of the model",
     "objective_test_accuracy_star": "test accuracy at y*(x)",
@@ -33,16 +41,19 @@ def _colors(solvers):
     return {s: cmap(i % 20) for i, s in enumerate(sorted(solvers))}
 
 
-def problem_figure(df, title, path, target=None):
+def problem_figure(df, title, path):
     """One PNG: a row per metric the table reports, against work (left)
     and time (right); each solver's median over repetitions and its 95 %
-    interval, the Inner-Only line dashed, the ranking's target dotted on
-    the first row."""
-    metrics = [m for m in METRICS if m in df and df[m].notna().any()]
+    interval, the Inner-Only line dashed. The first row is the headline
+    value normalized per data draw (:func:`~benchmark_utils.analysis.
+    ranking.normalized_gap`, log scale), with the ranking's target
+    dotted."""
     df = df.assign(solver=df["solver_name"].map(base_name))
+    df[GAP] = normalized_gap(df, problem_targets(df)).clip(lower=1e-3)
+    metrics = [m for m in METRICS if m in df and df[m].notna().any()]
     colors = _colors(df["solver"].unique())
     fig, axes = plt.subplots(len(metrics), len(AXES), squeeze=False,
-                             figsize=(13, 3.2 * len(metrics)))
+                             figsize=(13, 3.4 * len(metrics)))
     for i, metric in enumerate(metrics):
         for j, (x, xlabel) in enumerate(AXES.items()):
             ax = axes[i, j]
@@ -59,20 +70,22 @@ def problem_figure(df, title, path, target=None):
                 ax.plot(curve["x"], curve["y"], **style)
                 if curve["n_runs"].max() > 1:
                     ax.fill_between(curve["x"], curve["y_low"],
-                                    curve["y_high"], alpha=0.15,
+                                    curve["y_high"], alpha=0.07,
                                     color=style["color"], lw=0)
-            if i == 0 and target is not None:
-                ax.axhline(target, color="grey", ls=":", lw=1)
             ax.set_xscale("log")
             ax.set_xlabel(xlabel)
-            ax.set_ylabel(METRICS[metric])
-            if "accuracy" not in metric and "f1" not in metric:
+            ax.set_ylabel(METRICS[metric], fontsize=9)
+            if metric == GAP:
+                ax.axhline(1 - TARGET_FRACTION, color="grey", ls=":", lw=1)
+                ax.set_yscale("log")
+                ax.set_ylim(1e-3, 3)
+            elif "accuracy" not in metric and "f1" not in metric:
                 _loss_limits(ax, df, metric)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center",
-               ncol=min(len(labels), 8), fontsize=8, frameon=False)
-    fig.suptitle(title, y=1.0 + 0.25 / len(metrics), fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / len(metrics)))
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1, 0.5),
+               ncol=1, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 

@@ -1,17 +1,21 @@
 """Ranking solvers across problems: a target per problem, work and time to
 reach it, and a performance profile.
 
-The target of a problem is defined once, from its Inner-Only line: the
-value of ``metric`` (h(x), or the validation loss with a network) that
-closes ``TARGET_FRACTION`` of the gap between the Inner-Only line (the
-model trained at the starting x: no cleaning, no penalty selection) and the
-best final median over the solvers,
+The target is defined once per problem and data draw, from the Inner-Only
+line: the value of ``metric`` (h(x), or the validation loss with a
+network) that closes ``TARGET_FRACTION`` of the gap between the Inner-Only
+line (the model trained at the starting x: no cleaning, no penalty
+selection) and the best final value over the solvers, on the same draw,
 
-    target = line - TARGET_FRACTION * (line - best).
+    target_r = line_r - TARGET_FRACTION * (line_r - best_r)
+
+for repetition r (each repetition draws its own split and corruption, or
+its own simulated problem, whose values need not overlap: one target for
+all draws would be reached at the start on some and never on others).
 
 A solver's work (or time) to target on a problem is the median over its
-repetitions of the work at which each run first reaches the target (not
-reached: infinite), with a 95 % bootstrap interval
+repetitions of the work at which each run first reaches its draw's target
+(not reached: infinite), with a 95 % bootstrap interval
 (:func:`~benchmark_utils.analysis.results.bootstrap_median`).
 
 Performance profile (Dolan and Moré, Mathematical Programming 2002): for
@@ -42,36 +46,72 @@ def base_name(solver_name):
     return solver_name.split("[", 1)[0]
 
 
-def final_medians(df, metric="objective_value"):
-    """Per solver (base name): the median over repetitions of the metric
-    at the runs' last points."""
+def final_values(df, metric="objective_value"):
+    """Per run: the metric at its last point, with ``solver`` (base name)
+    and ``idx_rep``."""
     metric = metric_column(metric)
     last = (df.sort_values("stop_val").groupby(["solver_name", "idx_rep"])
             [metric].last().reset_index())
     last["solver"] = last["solver_name"].map(base_name)
-    return last.groupby("solver")[metric].median()
+    return last.rename(columns={metric: "final"})
+
+
+def final_medians(df, metric="objective_value"):
+    """Per solver (base name): the median over repetitions of the metric
+    at the runs' last points."""
+    return final_values(df, metric).groupby("solver")["final"].median()
+
+
+def problem_targets(df, metric="objective_value",
+                    fraction=TARGET_FRACTION):
+    """Per repetition (``idx_rep``): ``target``, ``line`` (Inner-Only's
+    final value) and ``best`` (the best final value) of one problem's
+    result table (minimized metric)."""
+    finals = final_values(df, metric)
+    if BASELINE not in set(finals["solver"]):
+        raise ValueError(f"the results hold no {BASELINE} run: the target "
+                         "is defined from its line")
+    finals["final"] = finals["final"].replace([np.inf, -np.inf], np.nan)
+    by_rep = finals.groupby("idx_rep")
+    line = finals[finals["solver"] == BASELINE].groupby("idx_rep")[
+        "final"].median()
+    out = pd.DataFrame({"line": line, "best": by_rep["final"].min()})
+    out["target"] = out["line"] - fraction * (out["line"] - out["best"])
+    return out
 
 
 def problem_target(df, metric="objective_value",
                    fraction=TARGET_FRACTION):
-    """``(target, line, best)`` of one problem's result table (minimized
-    metric)."""
-    finals = final_medians(df, metric)
-    if BASELINE not in finals:
-        raise ValueError(f"the results hold no {BASELINE} run: the target "
-                         "is defined from its line")
-    line = float(finals[BASELINE])
-    best = float(finals.replace([np.inf, -np.inf], np.nan).min())
-    return line - fraction * (line - best), line, best
+    """``(target, line, best)``: the medians over the repetitions of
+    :func:`problem_targets`."""
+    med = problem_targets(df, metric, fraction).median()
+    return float(med["target"]), float(med["line"]), float(med["best"])
 
 
-def to_target(df, target, metric="objective_value"):
+def normalized_gap(df, targets, metric="objective_value"):
+    """The metric as the fraction of its draw's gap still to close:
+    (value - best_r) / (line_r - best_r), 1 on the Inner-Only line, 0 at
+    the draw's best final value, the target at ``1 - TARGET_FRACTION``;
+    comparable across draws whose values differ in scale."""
+    metric = metric_column(metric)
+    line = df["idx_rep"].map(targets["line"])
+    best = df["idx_rep"].map(targets["best"])
+    return (df[metric] - best) / (line - best)
+
+
+def to_target(df, targets, metric="objective_value"):
     """Per solver (base name): ``n_runs``, ``n_reached`` and, for ``x`` in
-    work and time, the median to target with its 95 % interval (``inf``
-    when not reached)."""
+    work and time, the median to target (each run its repetition's target,
+    ``targets`` from :func:`problem_targets`) with its 95 % interval
+    (``inf`` when not reached). Columns: ``n_runs``, ``n_reached``,
+    ``median_work``, ``low_work``, ``high_work`` and the same for time."""
     rows = []
     for x, column in (("work", "objective_work"), ("time", "time")):
-        runs = time_to_target(df, target, metric, maximize=False, x=column)
+        runs = pd.concat([
+            time_to_target(df[df["idx_rep"] == rep], target, metric,
+                           maximize=False, x=column)
+            for rep, target in targets["target"].items()
+            if (df["idx_rep"] == rep).any()], ignore_index=True)
         runs["solver"] = runs["solver_name"].map(base_name)
         for solver, group in runs.groupby("solver"):
             values = np.where(group["reached"], group["to_target"], math.inf)
@@ -81,10 +121,12 @@ def to_target(df, target, metric="objective_value"):
                              median=float(median), low=float(low),
                              high=float(high)))
     table = pd.DataFrame(rows)
-    return table.pivot(index="solver", columns="x",
-                       values=["median", "low", "high"]).join(
-        table[table["x"] == "work"].set_index("solver")[["n_runs",
-                                                          "n_reached"]])
+    wide = table.pivot(index="solver", columns="x",
+                       values=["median", "low", "high"])
+    wide.columns = [f"{stat}_{x}" for stat, x in wide.columns]
+    counts = table[table["x"] == "work"].set_index("solver")[
+        ["n_runs", "n_reached"]]
+    return counts.join(wide)
 
 
 def performance_profile(works, taus):
