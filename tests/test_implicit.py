@@ -5,9 +5,11 @@ import torch
 
 from benchmark_utils.problems.implicit import (
     conjugate_gradient,
+    hypergradient,
     neumann,
     neumann_step,
     random_neumann,
+    solve_inner,
 )
 
 
@@ -91,6 +93,125 @@ def test_conjugate_gradient_warm_start():
     matvec = Counted(a)
     x = conjugate_gradient(matvec, a @ x0, x0=x0, tol=0, max_iter=5)
     assert matvec.calls == 1 and torch.equal(x, x0)
+
+
+def badly_scaled_matrix(dim=30, seed=0, decades=4):
+    """An SPD matrix whose diagonal spans ``decades``: diag(d) (I + C)
+    diag(d) with a small symmetric C."""
+    gen = torch.Generator().manual_seed(seed)
+    d = torch.logspace(0, -decades / 2, dim, dtype=torch.float64)
+    c = 0.1 * torch.randn(dim, dim, generator=gen, dtype=torch.float64)
+    core = torch.eye(dim, dtype=torch.float64) + (c + c.T) / dim ** 0.5
+    b = torch.randn(dim, generator=gen, dtype=torch.float64)
+    return d[:, None] * core * d[None, :], b
+
+
+def test_preconditioned_cg_solves_with_fewer_products():
+    a, b = badly_scaled_matrix()
+    target = torch.linalg.solve(a, b)
+    diagonal = torch.diagonal(a).clone()
+    plain, jacobi = Counted(a), Counted(a)
+    x_plain = conjugate_gradient(plain, b, tol=1e-10, max_iter=500)
+    x = conjugate_gradient(jacobi, b, tol=1e-10, max_iter=500,
+                           preconditioner=lambda r: r / diagonal)
+    for solution in (x, x_plain):
+        assert float((a @ solution - b).norm()) <= 1e-10 * float(b.norm())
+    torch.testing.assert_close(x, target, rtol=1e-6, atol=0)
+    assert jacobi.calls < plain.calls / 2
+
+
+def test_preconditioned_cg_with_identity_is_cg():
+    a, b = spd_matrix()
+    gen = torch.Generator().manual_seed(2)
+    x0 = torch.randn(b.numel(), generator=gen, dtype=torch.float64)
+    for n_steps in (1, 3, 5):
+        torch.testing.assert_close(
+            conjugate_gradient(a.__matmul__, b, x0=x0, tol=0,
+                               max_iter=n_steps,
+                               preconditioner=lambda r: r.clone()),
+            conjugate_gradient(a.__matmul__, b, x0=x0, tol=0,
+                               max_iter=n_steps),
+            rtol=1e-12, atol=1e-14)
+
+
+def test_preconditioned_cg_is_cg_on_the_scaled_system():
+    """With M = diag(m): x = M^{-1/2} x_s, x_s the CG iterate on
+    M^{-1/2} A M^{-1/2} x_s = M^{-1/2} b, step by step."""
+    a, b = badly_scaled_matrix(dim=8)
+    m = torch.diagonal(a).clone()
+    s = m.rsqrt()
+    scaled = s[:, None] * a * s[None, :]
+    for n_steps in (1, 2, 4):
+        x = conjugate_gradient(a.__matmul__, b, tol=0, max_iter=n_steps,
+                               preconditioner=lambda r: r / m)
+        x_s = conjugate_gradient(scaled.__matmul__, s * b, tol=0,
+                                 max_iter=n_steps)
+        torch.testing.assert_close(x, s * x_s, rtol=1e-10, atol=1e-14)
+
+
+class DiagonalQuadratic:
+    """g(x, y) = 1/2 y^T A y - b^T y with a badly scaled A, f(x, y) =
+    1/2 ||y||^2; ``with_preconditioner`` offers A's diagonal to the
+    solvers. Counts the Hessian-vector products."""
+
+    def __init__(self, with_preconditioner, dtype=torch.float64, decades=4):
+        a, b = badly_scaled_matrix(dim=40, decades=decades)
+        self.a, self.b = a.to(dtype), b.to(dtype)
+        self.inner_var0 = torch.zeros(40, dtype=dtype)
+        self.calls = 0
+        if with_preconditioner:
+            diagonal = torch.diagonal(self.a).clone()
+            self.inner_preconditioner = \
+                lambda inner_var, outer_var: (lambda r: r / diagonal)
+
+    def grad_inner_y(self, y, x):
+        return self.a @ y - self.b
+
+    def hvp(self, y, x, v):
+        self.calls += 1
+        return self.a @ v
+
+    def inner(self, y, x):
+        return 0.5 * y @ self.a @ y - self.b @ y
+
+    def grad_outer(self, y, x):
+        return y.clone(), torch.zeros_like(x)
+
+    def cross(self, y, x, v):
+        return torch.zeros_like(x)
+
+
+def test_solve_inner_uses_the_problem_preconditioner():
+    x = torch.zeros(1, dtype=torch.float64)
+    results = {}
+    for with_preconditioner in (False, True):
+        problem = DiagonalQuadratic(with_preconditioner)
+        y, gnorm = solve_inner(problem, x, tol=1e-8)
+        results[with_preconditioner] = (y, problem.calls)
+        assert gnorm <= 1e-8 * float(problem.b.norm())
+    target = torch.linalg.solve(problem.a, problem.b)
+    for y, _ in results.values():
+        torch.testing.assert_close(y, target, rtol=1e-5, atol=0)
+    assert results[True][1] < results[False][1] / 2
+
+
+def test_hypergradient_tolerance_is_floored_in_float32():
+    """cg_tol=1e-10 asks float32 CG for residuals far below its rounding:
+    the hypergradient stops at 10 machine epsilons instead, with the
+    products that tolerance needs."""
+    calls = {}
+    for tol in (1e-10, 10 * torch.finfo(torch.float32).eps):
+        problem = DiagonalQuadratic(False, dtype=torch.float32, decades=1)
+        x = torch.zeros(1, dtype=torch.float32)
+        y = torch.linalg.solve(problem.a, problem.b)
+        _, v = hypergradient(problem, x, y, tol=tol)
+        assert float((problem.a @ v + y).norm()) <= 1e-4 * float(y.norm())
+        calls[tol] = problem.calls
+    assert len(set(calls.values())) == 1
+    # unfloored, the same system takes more products
+    unfloored = Counted(problem.a)
+    conjugate_gradient(unfloored, -y, tol=1e-10)
+    assert unfloored.calls > calls[1e-10]
 
 
 # -- randomly truncated Neumann series ----------------------------------------

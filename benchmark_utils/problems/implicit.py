@@ -5,7 +5,8 @@
   Hessian-vector products only; :func:`power_iteration`,
   the largest eigenvalue of a symmetric operator (for step sizes 1 / L);
 - :func:`solve_inner`: the full-batch inner solve y*(x) = argmin_y g(x, y)
-  (Newton-CG, warm started);
+  (Newton-CG, warm started, preconditioned where the problem offers
+  ``inner_preconditioner(inner_var, outer_var)``);
 - :func:`warm_value_function`: h(x) = f(x, y*(x)) with warm starts across
   calls (the ``value_function`` metric);
 - :func:`hypergradient`: grad h(x) by the implicit function theorem.
@@ -15,7 +16,8 @@ import torch
 from benchmark_utils.validation import check_positive, check_positive_int
 
 
-def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
+def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None,
+                       preconditioner=None):
     """Solve ``A x = b`` for a symmetric positive definite ``A``.
 
     ``matvec(v)`` returns ``A v``. Starts from ``x0`` (a warm start, not
@@ -26,13 +28,21 @@ def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
     exactly zero or the curvature ``p.A p`` stops being positive (a
     semi-definite or rounding-dominated ``A``), where it stops with the
     current ``x`` rather than divide by zero.
+
+    ``preconditioner``: a function ``r -> M^{-1} r`` for a symmetric
+    positive definite ``M`` close to ``A`` (preconditioned CG: the same
+    iterates as CG on the system scaled by ``M^{-1/2}``); the stopping test
+    stays on the residual of ``A x = b``. None: plain CG.
     """
     max_iter = b.numel() if max_iter is None else max_iter
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - matvec(x) if x0 is not None else b.clone()
+    target = (tol * b.norm()) ** 2
+    if preconditioner is not None:
+        return _preconditioned_cg(matvec, preconditioner, x, r, target,
+                                  max_iter)
     p = r.clone()
     rr = r @ r
-    target = (tol * b.norm()) ** 2
     for _ in range(max_iter):
         if rr <= target:
             break
@@ -46,6 +56,31 @@ def conjugate_gradient(matvec, b, x0=None, tol=1e-10, max_iter=None):
         rr_new = r @ r
         p.mul_(rr_new / rr).add_(r)
         rr = rr_new
+    return x
+
+
+def _preconditioned_cg(matvec, preconditioner, x, r, target, max_iter):
+    """The loop of :func:`conjugate_gradient` with ``z = M^{-1} r``: steps
+    along ``p = z + beta p`` with ``alpha = r.z / p.A p``."""
+    z = preconditioner(r)
+    p = z.clone()
+    rz = r @ z
+    rr = r @ r
+    for _ in range(max_iter):
+        if rr <= target or not rz > 0:
+            break
+        ap = matvec(p)
+        pap = p @ ap
+        if not pap > 0:
+            break
+        alpha = rz / pap
+        x.add_(p, alpha=alpha)
+        r.sub_(ap, alpha=alpha)
+        rr = r @ r
+        z = preconditioner(r)
+        rz_new = r @ z
+        p.mul_(rz_new / rz).add_(z)
+        rz = rz_new
     return x
 
 
@@ -120,25 +155,46 @@ def random_neumann(hvp_fn, b, n_steps, step, generator):
     return u.mul_(n_steps * step)
 
 
+def _floor_tol(tol, dtype):
+    """``tol`` floored at 10 machine epsilons of ``dtype`` (1e-10 is out of
+    reach in float32)."""
+    return max(tol, 10 * torch.finfo(dtype).eps)
+
+
+def _preconditioner(problem, inner_var, outer_var):
+    """The problem's preconditioner of H at (x, y)
+    (``problem.inner_preconditioner``, a function ``r -> M^{-1} r``), or
+    None for problems without one."""
+    make = getattr(problem, "inner_preconditioner", None)
+    return None if make is None else make(inner_var, outer_var)
+
+
 def solve_inner(problem, outer_var, inner_var=None, tol=1e-6, max_iter=50):
     """Newton-CG with an Armijo line search, warm started at ``inner_var``.
 
     Stops when ``||grad_y g|| <= tol * max(1, ||grad_y g(x, y_start)||)``
     (``tol`` floored at 10 machine epsilons of the dtype: 1e-10 is out of
     reach in float32) or when the line search can no longer decrease g.
-    Returns ``(inner_var, grad_norm)``.
+    The Newton systems are solved by conjugate gradient, preconditioned by
+    the problem's ``inner_preconditioner`` where it has one (the diagonal
+    of H on regularization selection). Returns ``(inner_var, grad_norm)``.
     """
     y = (problem.inner_var0 if inner_var is None else inner_var).clone()
     grad = problem.grad_inner_y(y, outer_var)
     gnorm = float(grad.norm())
-    tol = max(tol, 10 * torch.finfo(y.dtype).eps)
+    tol = _floor_tol(tol, y.dtype)
     threshold = tol * max(1.0, gnorm)
     for _ in range(max_iter):
         if not gnorm > threshold:  # also stops on nan
             break
+        # Forcing term sqrt(||g||) (superlinear convergence), but no
+        # Newton system solved below half the stopping threshold: the step
+        # that ends the solve needs no more.
         direction = conjugate_gradient(
             lambda v: problem.hvp(y, outer_var, v), -grad,
-            tol=min(0.5, gnorm ** 0.5), max_iter=200,
+            tol=min(0.5, max(gnorm ** 0.5, 0.5 * threshold / gnorm)),
+            max_iter=200,
+            preconditioner=_preconditioner(problem, y, outer_var),
         )
         value = problem.inner(y, outer_var)
         slope = float(grad @ direction)
@@ -179,11 +235,16 @@ def hypergradient(problem, outer_var, inner_var, tol=1e-10, max_iter=None,
     """grad h(x) = grad_x f + J v with v = -H^{-1} grad_y f, at (x, inner_var).
 
     The linear system is solved by conjugate gradient (warm started at
-    ``v0``). Returns ``(hypergradient, v)``.
+    ``v0``, preconditioned by the problem's ``inner_preconditioner`` where
+    it has one), to the relative residual ``tol`` floored at 10 machine
+    epsilons of the dtype (in float32 a smaller one is never reached, and
+    CG would run its ``max_iter`` steps, by default the dimension).
+    Returns ``(hypergradient, v)``.
     """
     grad_y_f, grad_x_f = problem.grad_outer(inner_var, outer_var)
     v = conjugate_gradient(
         lambda u: problem.hvp(inner_var, outer_var, u), -grad_y_f,
-        x0=v0, tol=tol, max_iter=max_iter,
+        x0=v0, tol=_floor_tol(tol, grad_y_f.dtype), max_iter=max_iter,
+        preconditioner=_preconditioner(problem, inner_var, outer_var),
     )
     return grad_x_f + problem.cross(inner_var, outer_var, v), v
