@@ -7,6 +7,7 @@ from benchmark_utils.data.svmlight import (
     load_ijcnn1,
 )
 from benchmark_utils.problems.regularization import (
+    INNER_INITS,
     PENALTIES,
     RegularizationProblem,
 )
@@ -77,6 +78,7 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
         "random_state": [0],
         "outer_init": [-8.5],
         "value_function": [True],
+        "inner_init": ["zero"],
         "dtype": ["float32"],
         "device": ["cpu"],
     }
@@ -91,6 +93,7 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
+        check_choice(self.inner_init, "inner_init", INNER_INITS)
         check_choice(self.split, "split", ["contiguous", "random"])
         X, y, X_test, y_test = load_ijcnn1()
         train, val = train_val_indices(X.shape[0], self.split,
@@ -99,6 +102,7 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
             X[train].toarray(), y[train], X[val].toarray(), y[val],
             X_test.toarray(), y_test, penalty=self.penalty,
             outer_init=self.outer_init, value_function=self.value_function,
-            dtype=check_dtype(self.dtype), device=check_device(self.device),
+            inner_init=self.inner_init, dtype=check_dtype(self.dtype),
+            device=check_device(self.device),
         )
         return dict(problem=problem)

@@ -7,6 +7,7 @@ from benchmark_utils.data.news20 import (
     news20_files,
 )
 from benchmark_utils.problems.regularization import (
+    INNER_INITS,
     PENALTIES,
     RegularizationProblem,
 )
@@ -70,6 +71,7 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
         "random_state": [0],
         "outer_init": [-12.0],
         "value_function": [False],
+        "inner_init": ["zero"],
         "dtype": ["float32"],
         "device": ["cpu"],
     }
@@ -85,12 +87,13 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
+        check_choice(self.inner_init, "inner_init", INNER_INITS)
         X, y, X_test, y_test, _ = load_news20()
         train, val = train_val_indices(X.shape[0], self.random_state)
         problem = RegularizationProblem(
             X[train], y[train], X[val], y[val], X_test, y_test,
             penalty=self.penalty, outer_init=self.outer_init,
-            value_function=self.value_function,
+            value_function=self.value_function, inner_init=self.inner_init,
             dtype=check_dtype(self.dtype), device=check_device(self.device),
         )
         return dict(problem=problem)
