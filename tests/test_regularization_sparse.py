@@ -7,10 +7,8 @@ import scipy.sparse as sp
 import torch
 
 from benchmark_utils.batches import RecordingSampler, contiguous_blocks
-from benchmark_utils.problems.regularization import (
-    RegularizationProblem,
-    _transpose,
-)
+from benchmark_utils.problems import design
+from benchmark_utils.problems.regularization import RegularizationProblem
 
 N_FEATURES = 12
 
@@ -37,6 +35,21 @@ def _problem(n_classes, penalty, layout="sparse", **kwargs):
     return RegularizationProblem(wrap(X), y, wrap(Xv), yv, wrap(Xt), yt,
                                  penalty=penalty, dtype=torch.float64,
                                  **kwargs)
+
+
+#: The three ways of a sparse minibatch (benchmark_utils/problems/design.py):
+#: scipy on the CPU, adding X_b^T G into the result ("host"), the same
+#: through scipy's public product ("host_public"), torch only ("torch").
+PATHS = ["host", "host_public", "torch"]
+
+
+def _use_path(problem, path, monkeypatch):
+    if path == "torch":
+        for split in problem.splits.values():
+            split.design.host = None
+    elif path == "host_public":
+        monkeypatch.setattr(design, "_add_transposed", None)
+    return problem
 
 
 class Formulas:
@@ -133,10 +146,12 @@ BATCHES = {
 }
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("n_classes, penalty", CASES)
 @pytest.mark.parametrize("batch", list(BATCHES))
-def test_sparse_oracles_match_the_formulas(n_classes, penalty, batch):
-    problem = _problem(n_classes, penalty)
+def test_sparse_oracles_match_the_formulas(n_classes, penalty, batch, path,
+                                           monkeypatch):
+    problem = _use_path(_problem(n_classes, penalty), path, monkeypatch)
     ref = Formulas(n_classes, penalty)
     y, x, v = _point(problem)
     idx = BATCHES[batch]
@@ -168,20 +183,20 @@ def test_sparse_equals_dense_layout(n_classes, penalty):
             _close(got, want)
 
 
-def test_preconditioner_is_the_hessian_diagonal():
+def test_preconditioner_is_the_root_of_the_hessian_diagonal():
     for n_classes, penalty in CASES:
         problem = _problem(n_classes, penalty)
         y, x, _ = _point(problem, seed=2)
-        r = torch.ones(problem.dim_inner, dtype=torch.float64)
-        diagonal = 1 / problem.inner_preconditioner(y, x)(r)
+        r = torch.linspace(1, 2, problem.dim_inner, dtype=torch.float64)
+        diagonal = (r / problem.inner_preconditioner(y, x)(r)) ** 2
         _close(diagonal, Formulas(n_classes, penalty).hessian_diagonal(y, x))
         # the diagonal of the matrix the Hessian-vector products apply
         eye = torch.eye(problem.dim_inner, dtype=torch.float64)
         H = torch.stack([problem.hvp(y, x, e) for e in eye])
         _close(diagonal, torch.diagonal(H))
-        for layout in ("dense",):
-            other = _problem(n_classes, penalty, layout)
-            _close(1 / other.inner_preconditioner(y, x)(r), diagonal)
+        dense = _problem(n_classes, penalty, "dense")
+        _close(dense.inner_preconditioner(y, x)(r),
+               problem.inner_preconditioner(y, x)(r))
 
 
 def test_full_batch_logits_follow_in_place_writes():
@@ -217,9 +232,10 @@ def test_transpose_of_a_csr_matrix(compact):
     X[[0, 5]] = 0  # empty rows
     X = X.tocsr()
     X.eliminate_zeros()
-    features, XT = _transpose(torch.from_numpy(X.indptr.astype(np.int64)),
-                              torch.from_numpy(X.indices.astype(np.int64)),
-                              torch.from_numpy(X.data), 14, compact=compact)
+    features, XT = design.transpose(
+        torch.from_numpy(X.indptr.astype(np.int64)),
+        torch.from_numpy(X.indices.astype(np.int64)),
+        torch.from_numpy(X.data), 14, compact=compact)
     dense = torch.from_numpy(X.toarray().T)
     if compact:
         assert torch.equal(features, torch.from_numpy(
@@ -249,11 +265,13 @@ def _soba_by_hand(problem, ref, batches, n_steps, step_size, outer_ratio):
     return y, x, v
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("sampling", ["shuffle", "blocks"])
 @pytest.mark.parametrize("n_classes, penalty", CASES)
 def test_soba_iterates_match_the_formulas(make_solver, sampling, n_classes,
-                                          penalty):
-    problem = _problem(n_classes, penalty, outer_init=-1.0)
+                                          penalty, path, monkeypatch):
+    problem = _use_path(_problem(n_classes, penalty, outer_init=-1.0), path,
+                        monkeypatch)
     solver = make_solver("SOBA", problem, batch_size=8, step_size=0.5,
                          outer_ratio=2.0, sampling=sampling)
     solver.inner_batch = RecordingSampler(solver.inner_batch)
