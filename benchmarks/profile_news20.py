@@ -13,27 +13,31 @@ script itself only uses the benchmark's public interface (the data set's
 problem, the solvers, ``benchmark_utils.problems.implicit``), so it
 measures older code as well. Every measure runs one thread, on the data
 set's default parameters (``penalty="feature"``, ``outer_init=-12``,
-float32), solvers with their defaults (batch 64, ``sampling="shuffle"``,
-eager).
+float32) but W = 0 at the start, solvers with their defaults (batch 64,
+``sampling="shuffle"``, eager).
 
 Parts:
 
 - ``step``: a SOBA iteration, timed step by step (median), with the time
   of its two oracle calls (``inner_oracles``, ``grad_outer``; the rest is
-  its update rules and the samplers), alternately with the floor (below),
-  in the same process; then profiled with ``torch.profiler``: the self
+  its update rules and the samplers) and of the methods they call
+  (``STEP_METHODS``: the batch rows, the products, the data and ridge
+  terms, the cross product; what is left of the oracles is their own
+  operators), alternately with the floor (below), in the same process;
+  then profiled with ``torch.profiler``: the self
   time of every operator, per step, by part: batch gathers (the rows of a
   batch, and sorting its entries by feature), sparse products, row
   scatters (data terms added into or copied to rows of a 2.6 M-entry
   tensor), passes over 2.6 M-entry tensors inside the oracles (the
   penalty terms exp(x) * W, exp(x) * V, the cross product, zero-filled
   buffers) and in the solver's update rules (y, v updates), passes over
-  x-sized (130 k) tensors, allocation, batch-sized work, and Python with
-  operator dispatch (the profiled time no operator accounts for), with
-  the page faults per profiled step. The profiler's own allocations
-  split the heap blocks that the oracles' 10 MB results reuse: the
-  profiled steps page-fault where unprofiled ones do not, so the profile
-  gives shares, the timed steps the times.
+  x-sized (130 k) tensors, allocation, batch-sized work, the design
+  matrix's methods' time outside torch's operators (scipy's sparse
+  kernels), and Python with operator dispatch (the profiled time nothing
+  else accounts for), with the page faults per profiled step. The
+  profiler's own allocations split the heap blocks that the oracles'
+  10 MB results reuse: the profiled steps page-fault where unprofiled ones
+  do not, so the profile gives shares, the timed steps the times.
 - floor (measured with ``step``): the bare work of a SOBA iteration: the
   sparse products of its two batches (X_i W, X_i V, X_i^T G, X_i^T H dZ,
   X_j W, X_j^T G, on CSR batches built beforehand, 32-bit indices) plus
@@ -54,9 +58,9 @@ Parts:
 - ``speed``: iterations per second of the solvers ``-s`` (default SOBA,
   StocBiO, FSLA), ``--seconds`` each after 5 warm-up steps.
 
-``--compare``: every part in fresh processes, alternately on the old
-checkout and on ``--root``, ``--rounds`` times; prints medians and ranges
-of both and their ratio.
+``--compare``: every part in fresh processes (``speed``: one per
+solver), alternately on the old checkout and on ``--root``, ``--rounds``
+times; prints medians and ranges of both and their ratio.
 """
 import argparse
 import json
@@ -82,7 +86,10 @@ ALLOCATION = {"empty", "empty_like", "zeros", "zeros_like", "new_zeros",
               "new_empty", "empty_strided", "resize_", "full", "ones"}
 PARTS = ["gathers", "products", "row scatters", "oracle passes",
          "update passes", "x passes", "allocation", "batch-sized",
-         "python+dispatch"]
+         "outside torch", "python+dispatch"]
+#: the design matrix's methods, marked in profiles: what they spend outside
+#: torch's operators is scipy's sparse kernels (and their Python)
+DESIGN_METHODS = ("rows", "matmul", "rmatmul", "rmatmul_ridge")
 DEFAULT_SOLVERS = ["SOBA", "StocBiO", "FSLA"]
 
 
@@ -96,7 +103,10 @@ def load(root):
     bench = Benchmark(str(root))
     dataset = next(d for d in bench.get_datasets()
                    if d.name == "20newsgroups")
-    problem = dataset.get_instance().get_data()["problem"]
+    # W = 0 on both sides (older checkouts have no other start)
+    params = {"inner_init": "zero"} if "inner_init" in dataset.parameters \
+        else {}
+    problem = dataset.get_instance(**params).get_data()["problem"]
     return problem, {s.name: s for s in bench.get_solvers()}
 
 
@@ -112,26 +122,30 @@ def median_range(values):
 
 
 class CallTimes:
-    """Counts the calls of some methods of ``problem`` (set on the
-    instance) and the seconds spent in them."""
+    """Counts the calls of some methods of ``owner`` (wrapped on the
+    instance) and the seconds spent in them. ``owner`` may be a list of
+    ``(object, name, label)``: methods of several objects."""
 
-    def __init__(self, problem, names):
-        self.counts = dict.fromkeys(names, 0)
-        self.seconds = dict.fromkeys(names, 0.0)
-        for name in names:
-            method = getattr(problem, name)
-            setattr(problem, name, self._timed(name, method))
+    def __init__(self, owner, names=()):
+        targets = owner if isinstance(owner, list) else [
+            (owner, name, name) for name in names]
+        targets = [t for t in targets if hasattr(t[0], t[1])]
+        labels = [label for _, _, label in targets]
+        self.counts = dict.fromkeys(labels, 0)
+        self.seconds = dict.fromkeys(labels, 0.0)
+        for obj, name, label in targets:
+            setattr(obj, name, self._timed(label, getattr(obj, name)))
 
     def reset(self):
         self.counts = dict.fromkeys(self.counts, 0)
         self.seconds = dict.fromkeys(self.seconds, 0.0)
 
-    def _timed(self, name, method):
+    def _timed(self, label, method):
         def call(*args, **kwargs):
             t0 = time.perf_counter()
             out = method(*args, **kwargs)
-            self.seconds[name] += time.perf_counter() - t0
-            self.counts[name] += 1
+            self.seconds[label] += time.perf_counter() - t0
+            self.counts[label] += 1
             return out
         return call
 
@@ -183,6 +197,9 @@ def profile_parts(run, n_calls, big, mid):
     parts = defaultdict(float)
     calls = 0
     for event in prof.events():
+        if event.name.startswith("design::"):
+            parts["outside torch"] += event.self_cpu_time_total * 1e-6
+            continue
         if not event.name.startswith("aten::"):
             continue
         calls += 1
@@ -198,38 +215,70 @@ def profile_parts(run, n_calls, big, mid):
 def wrap_oracles(problem):
     """Mark every oracle call as a ``record_function`` range
     ("oracle::name"), so that the profile tells the oracles' operators from
-    the update rules'."""
+    the update rules', and the design matrices' methods ("design::name"),
+    whose time outside torch's operators is scipy's."""
     import torch
 
-    def wrapped(name, method):
+    def wrapped(label, method):
         def call(*args, **kwargs):
-            with torch.profiler.record_function(f"oracle::{name}"):
+            with torch.profiler.record_function(label):
                 return method(*args, **kwargs)
         return call
     for name in ORACLES:
-        setattr(problem, name, wrapped(name, getattr(problem, name)))
+        setattr(problem, name, wrapped(f"oracle::{name}",
+                                       getattr(problem, name)))
+    for split in getattr(problem, "splits", {}).values():
+        design = getattr(split, "design", None)
+        for name in DESIGN_METHODS:
+            if design is not None and hasattr(design, name):
+                setattr(design, name, wrapped(f"design::{name}",
+                                              getattr(design, name)))
+
+
+#: methods timed inside SOBA's oracles (those a checkout has): the design
+#: matrices' (gathers, products and data terms; in this checkout the
+#: ridge terms too) and the cross product's row sums
+STEP_METHODS = [("design", "rows", "batch rows"),
+                ("design", "matmul", "X_b W"),
+                ("design", "rmatmul", "X_b^T G"),
+                ("design", "rmatmul_ridge", "X_b^T G + reg W"),
+                ("problem", "_pair_sums", "cross product sums"),
+                ("problem", "_penalty_grad_x", "cross product")]
 
 
 def part_step(problem, classes, n_steps):
-    """SOBA's step: its time, the time of its two oracle calls (the rest:
-    its update rules and the samplers), the floor measured alternately
-    with the steps, in the same process, and a profile by part."""
+    """SOBA's step: its time, the time of its two oracle calls and of the
+    methods they call (the rest of an oracle: its own operators; the rest
+    of the step: the update rules and the samplers), the floor measured
+    alternately with the steps, in the same process, and a profile by
+    part."""
     import resource
     floor = Floor()
-    timer = CallTimes(problem, ["inner_oracles", "grad_outer"])
+    oracles = CallTimes(problem, ["inner_oracles", "grad_outer"])
+    targets = []
+    for owner, name, label in STEP_METHODS:
+        objects = [problem] if owner == "problem" else [
+            split.design for split in problem.splits.values()]
+        targets += [(obj, name, label) for obj in objects]
+    methods = CallTimes(targets)
     solver = make_solver(classes, "SOBA", problem)
     for _ in range(10):
         solver.next_iteration()
     out = defaultdict(list)
     for k in range(n_steps):
-        timer.reset()
+        oracles.reset()
+        methods.reset()
         t0 = time.perf_counter()
         solver.next_iteration()
-        out["step"].append(time.perf_counter() - t0)
-        for name, seconds in timer.seconds.items():
+        step = time.perf_counter() - t0
+        out["step"].append(step)
+        for name, seconds in oracles.seconds.items():
             out[name].append(seconds)
-        out["update rules"].append(out["step"][-1]
-                                   - sum(timer.seconds.values()))
+        for label, seconds in methods.seconds.items():
+            out[f"  {label}"].append(seconds)
+        out["  rest of the oracles"].append(
+            sum(oracles.seconds.values()) - sum(methods.seconds.values()))
+        out["update rules"].append(step - sum(oracles.seconds.values()))
         products, passes = floor.round(k)
         out["floor products"].append(products)
         out["floor passes"].append(passes)
@@ -368,6 +417,7 @@ def part_solve(problem, warm_path, cold=True):
         out[f"{case} rest s"] = total - sum(timer.seconds.values())
     y, x = start["y_star"], problem.outer_var0
     v = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+    wrap_oracles(problem)
     problem.hvp(y, x, v)
     parts = profile_parts(lambda: problem.hvp(y, x, v), 3,
                           problem.dim_inner, problem.dim_outer)
@@ -398,7 +448,8 @@ def part_vrbo(problem, n_neumann=10, repeat=3):
         return statistics.median(times)
     full_pass = timed(lambda: hypergradient_estimates(
         problem, [(y, x)], full_hypergradient_batches(n_neumann), eta))
-    gradient = timed(lambda: problem.grad_inner_y(y, x))
+    # a new tensor at each call: no logits kept from the previous one
+    gradient = timed(lambda: problem.grad_inner_y(y.clone(), x))
     # a grad_outer, Q H v and a fused call (three oracles)
     n_oracles = 1 + n_neumann + 3
     return {"full pass s": full_pass, "full gradient s": gradient,
@@ -442,12 +493,12 @@ def run_parts(root, parts, args):
     return result
 
 
-def one_process(root, parts, args):
+def one_process(root, parts, args, solvers=None):
     """``run_parts`` in a fresh process (its own memory and caches)."""
     command = [sys.executable, __file__, "--root", str(root), "--json",
                "--parts", ",".join(parts), "--steps", str(args.steps),
                "--seconds", str(args.seconds), "--warm", args.warm]
-    for name in args.solver or []:
+    for name in solvers or []:
         command += ["-s", name]
     if args.no_cold:
         command.append("--no-cold")
@@ -537,10 +588,15 @@ def main():
             {"old": args.compare, "new": args.root}
         columns = {name: defaultdict(list) for name in sides}
         rounds = args.rounds if args.compare else 1
+        # one process per part, and per solver for "speed"
+        jobs = [([part], args.solver) for part in parts if part != "speed"]
+        if "speed" in parts:
+            jobs += [(["speed"], [name])
+                     for name in args.solver or DEFAULT_SOLVERS]
         for round_ in range(rounds):
             for name, root in sides.items():
-                for part in parts:
-                    result = one_process(root, [part], args)
+                for job_parts, solvers in jobs:
+                    result = one_process(root, job_parts, args, solvers)
                     for key, value in result.items():
                         columns[name][key].append(value)
             print(f"round {round_ + 1} / {rounds} done", file=sys.stderr,
