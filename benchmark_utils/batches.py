@@ -44,22 +44,20 @@ def block_of(idx):
     return getattr(idx, "block", None)
 
 
-#: Set while a whole iteration is traced (benchmark_utils/solver/
-#: compiled_step.py): ``hook(tensor, idx, dim)`` returns the rows that
-#: :func:`take` returns, or None to let it read them.
-TAKE_HOOK = []
-
-
 def take(tensor, idx, dim=0):
     """``tensor.index_select(dim, idx)``; a view of ``tensor`` for a block
-    (callers must not write into it)."""
-    if TAKE_HOOK:
-        rows = TAKE_HOOK[-1](tensor, idx, dim)
-        if rows is not None:
-            return rows
+    (callers must not write into it). A batch may carry the rows it reads:
+    ``idx.rows_of(tensor, dim)`` returns them, or None to read them here
+    (the batches of a compiled iteration read their rows from the graph's
+    inputs: benchmark_utils/solver/compiled_step.py)."""
     block = block_of(idx)
     if block is not None:
         return tensor.narrow(dim, *block)
+    rows_of = getattr(idx, "rows_of", None)
+    if rows_of is not None:
+        rows = rows_of(tensor, dim)
+        if rows is not None:
+            return rows
     return tensor.index_select(dim, idx.to(tensor.device))
 
 
@@ -198,15 +196,6 @@ class BatchPartition:
 
     def __len__(self):
         return len(self.batches)
-
-    def prime(self):
-        """Make the next draws one batch of each distinct size (for a
-        warm-up that must meet every batch shape); returns their number."""
-        first = {}
-        for batch_id, idx in enumerate(self.batches):
-            first.setdefault(None if idx is None else idx.shape[0], batch_id)
-        self._ids.extend(list(first.values())[::-1])
-        return len(first)
 
     def sample(self):
         if not self._ids:

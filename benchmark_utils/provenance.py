@@ -14,7 +14,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 
-# (path, size, mtime_ns) -> sha256 of the contents: a data file is hashed
+# (path, size, mtime_ns) -> sha256 of the contents: a source file is hashed
 # once per process until it changes.
 _FILE_DIGESTS = {}
 
@@ -33,12 +33,15 @@ def _file_digest(path):
 
 def files_digest(paths):
     """sha256 over the names and contents of ``paths`` (a missing file
-    counts as "missing", so that providing it later changes the digest)."""
+    counts as "missing", so that providing it later changes the digest).
+    The data files' digests come from the digest cache of
+    :mod:`benchmark_utils.data.identity`: hashed once, not at every run."""
+    from benchmark_utils.data.identity import file_digests
     digest = hashlib.sha256()
     for path in sorted(Path(p).resolve() for p in paths):
         digest.update(str(path).encode())
-        digest.update(_file_digest(path).encode() if path.is_file()
-                      else b"missing")
+        digest.update(file_digests(path)["sha256"].encode()
+                      if path.is_file() else b"missing")
     return digest.hexdigest()
 
 

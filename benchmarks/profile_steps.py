@@ -6,7 +6,8 @@ allocation and the rest (Python and operator dispatch).
         [--batch-size 64] [--sampling blocks] [--top 8] [--eager]
 
 For each solver (default parameters, ``batch_size``, ``sampling``, one
-thread, compiled oracles unless ``--eager``, warmed up), the script times
+thread, ``compile=True`` unless ``--eager``: compiled iterations for the
+solvers with ``traceable_step``, warmed up), the script times
 ``--steps`` steps without the profiler (the real
 time per step), then runs them again under ``torch.profiler`` and sums the
 self CPU time of every ATen operator by category:

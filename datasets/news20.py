@@ -12,7 +12,9 @@ from benchmark_utils.problems.regularization import (
     RegularizationProblem,
 )
 from benchmark_utils.provenance import KeyedOnDataFiles
+from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
@@ -41,9 +43,10 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     is vectorized like scikit-learn's ``fetch_20newsgroups_vectorized``:
     token counts fit on the 11314 training posts (130108 features for this
     copy), rows L2-normalized, kept sparse.
-    The training posts are split half / half (seeded by ``random_state``)
-    into train (5657) and validation (5657); test = the 7532 bydate test
-    posts; 20 classes, multinomial logistic regression without bias.
+    The training posts are split half / half (seeded by ``random_state``;
+    by default a new split at every repetition) into train (5657) and
+    validation (5657); test = the 7532 bydate test posts; 20 classes,
+    multinomial logistic regression without bias.
 
     ``penalty="feature"``: one hyperparameter exp(x_k) per feature (130108);
     ``"class"``: one per class (20). Start: every x_k = ``outer_init``, by
@@ -61,7 +64,7 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
 
     W starts at y*(x0) (``inner_init="solved"``, the default: the inner
     problem solved when the data are loaded, about 5 s, outside every
-    solver's time, the same start for every solver and every data draw) or
+    solver's time, the same start for every solver on a given data draw) or
     at 0 (``"zero"``). From W = 0, 60 s runs spend their time training W
     (validation loss 2.996 -> 2.856 for SOBA, 2.316 for StocBiO, 0.837 for
     full-batch StocBiO with step 10 and ratio 1000), none reaching the
@@ -81,7 +84,8 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     requirements = ["pip::torch", "pip::scikit-learn", "pip::scipy"]
     parameters = {
         "penalty": ["feature"],
-        "random_state": [0],
+        # None: a new split at every repetition (benchmark_utils/seeding.py)
+        "random_state": [None],
         "outer_init": [-12.0],
         "value_function": [False],
         "inner_init": ["solved"],
@@ -101,8 +105,10 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     def get_data(self):
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.inner_init, "inner_init", INNER_INITS)
+        check_bool(self.value_function, "value_function")
+        seed = dataset_seed(self)
         X, y, X_test, y_test, _ = load_news20()
-        train, val = train_val_indices(X.shape[0], self.random_state)
+        train, val = train_val_indices(X.shape[0], seed)
         problem = RegularizationProblem(
             X[train], y[train], X[val], y[val], X_test, y_test,
             penalty=self.penalty, outer_init=self.outer_init,

@@ -1,6 +1,7 @@
 from benchopt import BaseDataset
 
 from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.seeding import dataset_seed
 from benchmark_utils.validation import check_device, check_dtype
 
 
@@ -22,7 +23,8 @@ class Dataset(BaseDataset):
         "outer_reg": [0.1],
         "dtype": ["float64"],
         "device": ["cpu"],
-        "random_state": [0],
+        # None: a new problem at every repetition (benchmark_utils/seeding.py)
+        "random_state": [None],
     }
     test_parameters = {"n_inner": [200], "n_outer": [100]}
 
@@ -31,7 +33,7 @@ class Dataset(BaseDataset):
             n_inner=self.n_inner, n_outer=self.n_outer,
             dim_inner=self.dim_inner, dim_outer=self.dim_outer,
             cond=self.cond, outer_reg=self.outer_reg,
-            random_state=self.random_state,
+            random_state=dataset_seed(self),
             dtype=check_dtype(self.dtype), device=check_device(self.device),
         )
         return dict(problem=problem)

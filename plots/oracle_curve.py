@@ -1,11 +1,14 @@
-"""Curves against the solver's work instead of time.
+"""Curves against the solver's work (or time), with intervals.
 
 Any metric (option ``metric``, test accuracy or suboptimality first) against
-``x_axis`` in {``oracle_calls`` (gradients + Hessian-vector + cross products),
-``epochs`` (inner samples seen / training size), ``n_iter``}, as reported by
-the objective. Per solver, the median over repetitions at each logged point
-(shaded: 20 % - 80 % quantiles when there are several repetitions), so the
-algorithms compare independently of how fast each implementation runs.
+``x_axis`` in {``work`` (samples read by the oracles, weighted, in
+gradients of the whole training set: docs/METRICS.md), ``time``,
+``oracle_calls`` (gradients + Hessian-vector + cross products), ``n_iter``},
+as reported by the objective. Per solver, the median over repetitions (each
+run read at equal x), shaded: its 95 % bootstrap interval when there are
+several repetitions (``benchmark_utils.analysis.results.median_curve``).
+Against work, the algorithms compare independently of how fast each
+implementation runs.
 """
 import math
 
@@ -19,8 +22,9 @@ from benchmark_utils.analysis.results import (
 )
 
 X_AXES = {
+    "work": "Work (gradients of the whole training set)",
+    "time": "Time [sec]",
     "oracle_calls": "Oracle calls (gradients + HVPs + cross products)",
-    "epochs": "Epochs (inner samples seen / training size)",
     "n_iter": "Iterations",
 }
 
@@ -36,7 +40,7 @@ class Plot(BasePlot):
     }
 
     def plot(self, df, dataset, objective, metric, x_axis):
-        x_col = f"objective_{x_axis}"
+        x_col = x_axis if x_axis == "time" else f"objective_{x_axis}"
         df = select_problem(df, dataset, objective)
         if not reported(df, metric) or x_col not in df.columns:
             return []
@@ -64,5 +68,5 @@ class Plot(BasePlot):
             "title": f"{objective}\nData: {dataset}",
             "xlabel": X_AXES[x_axis],
             "ylabel": metric.removeprefix("objective_")
-                      + " (median over repetitions)",
+                      + " (median over repetitions, 95 % interval)",
         }

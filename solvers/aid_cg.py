@@ -49,7 +49,7 @@ from benchmark_utils.solver.base import (
     StochasticBilevelSolver,
 )
 from benchmark_utils.validation import (
-    check_choice,
+    check_bool,
     check_positive_int,
 )
 
@@ -70,13 +70,33 @@ class Solver(StochasticBilevelSolver):
         "batch_size": ["full"],
     }
     test_config = {"batch_size": 16, "n_inner_steps": 2, "n_cg_steps": 2}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # N = 10 CG steps = dim_inner: the linear system is solved exactly
+        "full_batch": {"params": dict(step_size=1.0, outer_ratio=0.5,
+                                      n_inner_steps=10, n_cg_steps=10),
+                       "n_iter": 300},
+        "minibatch": {"params": dict(step_size=0.3, outer_ratio=0.3,
+                                     n_inner_steps=10, n_cg_steps=10),
+                      "n_iter": 200, "gap_ratio": 0.1},
+    }
+    #: tests/test_oracle_counts.py: parameters, and the (gradients,
+    #: Hessian-vector products, cross products) of every iteration with
+    #: them, with minibatches and with full batches
+    oracle_counts_config = [
+        # the warm start costs one product, for the initial residual
+        (dict(n_inner_steps=3, n_cg_steps=4), (4, 5, 1)),
+        (dict(n_inner_steps=3, n_cg_steps=4, warm_start_v=False), (4, 4, 1)),
+    ]
 
     def init_state(self):
         self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
         self.n_cg = check_positive_int(self.n_cg_steps, "n_cg_steps")
-        check_choice(self.warm_start_v, "warm_start_v", [True, False])
+        check_bool(self.warm_start_v, "warm_start_v")
         return self.start(
             w=self.problem.inner_var0.new_zeros(self.problem.dim_inner))
 

@@ -52,6 +52,26 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16, "n_inner_steps": 2}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # T = N = 10 SGD steps on y and on the linear system, warm started
+        "full_batch": {"params": dict(step_size=1.0, outer_ratio=0.5,
+                                      n_inner_steps=10, n_v_steps=10,
+                                      v_step=1.0),
+                       "n_iter": 500},
+        "minibatch": {"params": dict(step_size=0.3, outer_ratio=0.1,
+                                     n_inner_steps=10, n_v_steps=10,
+                                     v_step=0.3),
+                      "n_iter": 300, "gap_ratio": 0.1},
+    }
+    #: tests/test_oracle_counts.py: parameters, and the (gradients,
+    #: Hessian-vector products, cross products) of every iteration with
+    #: them, with minibatches and with full batches
+    oracle_counts_config = [
+        (dict(n_inner_steps=3, n_v_steps=4), (4, 4, 1)),
+    ]
 
     def init_state(self):
         self.beta, self.alpha = self.step_sizes()

@@ -58,8 +58,9 @@ from benchmark_utils.solver.base import (
     State,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import penalty_bias
 from benchmark_utils.solver.penalty import barrier_weight, penalty_x, penalty_y
-from benchmark_utils.solver.schedules import polynomial
+from benchmark_utils.solver.schedules import check_exponent, polynomial
 from benchmark_utils.validation import check_positive, check_positive_int
 
 
@@ -83,6 +84,19 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"step_size": 0.1}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # tau_k = 0.05 / k^0.1 decays slowly, so that the weight stays large
+        "full_batch": {"params": dict(tau_decay=0.1, outer_ratio=0.04),
+                       "n_iter": 4000},
+        # a larger floor and tau keep the barrier weight tau_k / floor, and
+        # so the noise of weight * (grad_x g(y) - grad_x g(z)), small
+        "minibatch": {"params": dict(barrier_floor=3e-2, tau=0.1,
+                                     outer_ratio=0.1),
+                      "n_iter": 500, "gap_ratio": 0.2},
+    }
 
     def init_state(self):
         check_positive(self.step_size, "step_size")
@@ -92,8 +106,9 @@ class Solver(StochasticBilevelSolver):
         for name in ("mu1", "mu2", "theta", "tau", "decay", "tau_decay",
                      "barrier_floor"):
             check_positive(getattr(self, name), name)
-        self.decay_schedule = polynomial(self.decay)
-        self.tau_schedule = polynomial(self.tau_decay)
+        self.decay_schedule = polynomial(check_exponent(self.decay, "decay"))
+        self.tau_schedule = polynomial(check_exponent(self.tau_decay,
+                                                      "tau_decay"))
         problem = self.problem
         return State(outer_var=problem.outer_var0.clone(),
                      y=problem.inner_var0.clone(),
@@ -135,3 +150,12 @@ class Solver(StochasticBilevelSolver):
                          oracles.grad_inner_x(y, x, i),
                          oracles.grad_inner_x(z, x, i), weight),
                alpha=-self.alpha)
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: once y hugs the barrier's
+        boundary the weight is tau_k / barrier_floor, BVFIM's penalty
+        multiplier (``bias.penalty_bias``), tau_k = tau / k^tau_decay at the
+        current iteration k."""
+        tau_k = self.tau * self.n_iter ** -self.tau_decay
+        return penalty_bias(problem, tau_k / self.barrier_floor)

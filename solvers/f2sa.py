@@ -50,6 +50,7 @@ from benchmark_utils.solver.base import (
     State,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import penalty_bias
 from benchmark_utils.solver.penalty import (
     check_f2sa_parameters,
     f2sa_step_sizes,
@@ -76,6 +77,22 @@ class Solver(StochasticBilevelSolver):
     }
     traceable_step = True
     test_config = {"step_size": 0.1}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # fixed multiplier lambda = 100 (delta_lmbda = 0), alpha * lambda
+        # * L_g = 0.5, gamma = beta = 0.5
+        "full_batch": {"params": dict(step_size=0.005, inner_ratio=100.0,
+                                      outer_ratio=100.0, lmbda0=100.0,
+                                      delta_lmbda=0.0, schedule="constant"),
+                       "n_iter": 300},
+        # fixed lambda = 2, alpha = 0.01, gamma = 0.1, beta = 0.02
+        "minibatch": {"params": dict(step_size=0.01, inner_ratio=10.0,
+                                     outer_ratio=2.0, lmbda0=2.0,
+                                     delta_lmbda=0.0, schedule="constant"),
+                      "n_iter": 200, "gap_ratio": 0.5},
+    }
 
     def init_state(self):
         check_f2sa_parameters(self)
@@ -103,3 +120,9 @@ class Solver(StochasticBilevelSolver):
                                     self.inner_batch(), self.outer_batch()))
         # 3. multiplier.
         state.lmbda = lmbda + delta_k
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: O(1 / lambda) for the current
+        multiplier lambda, ``state.lmbda`` (``bias.penalty_bias``)."""
+        return penalty_bias(problem, self.state.lmbda)

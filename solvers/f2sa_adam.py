@@ -46,6 +46,7 @@ from benchmark_utils.solver.base import (
     State,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import penalty_bias
 from benchmark_utils.solver.optimizers import Adam
 from benchmark_utils.solver.penalty import (
     check_f2sa_parameters,
@@ -75,6 +76,18 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"step_size": 0.01}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # fixed lambda = 30 (a growing lambda makes Adam's y steps jump)
+        "full_batch": {"params": dict(step_size=0.01, outer_ratio=2.0,
+                                      lmbda0=30.0, delta_lmbda=0.0,
+                                      beta2=0.999),
+                       "n_iter": 4000},
+        "minibatch": {"params": dict(step_size=0.03, outer_ratio=1.0),
+                      "n_iter": 300, "gap_ratio": 0.5},
+    }
 
     def init_state(self):
         check_f2sa_parameters(self)
@@ -108,3 +121,9 @@ class Solver(StochasticBilevelSolver):
                            self.outer_batch()), beta_k)
         # 4. multiplier.
         state.lmbda = lmbda + delta_k
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: O(1 / lambda) for the current
+        multiplier lambda, ``state.lmbda`` (``bias.penalty_bias``)."""
+        return penalty_bias(problem, self.state.lmbda)

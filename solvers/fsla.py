@@ -65,6 +65,16 @@ class Solver(StochasticBilevelSolver):
     }
     traceable_step = True
     test_config = {"batch_size": 16}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=0.3,
+                                      schedule="constant"),
+                       "n_iter": 3000},
+        "minibatch": {"params": dict(step_size=1.0, outer_ratio=0.1),
+                      "n_iter": 500, "gap_ratio": 0.2},
+    }
 
     def init_state(self):
         self.tau = check_positive(self.step_size, "step_size")

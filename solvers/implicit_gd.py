@@ -28,10 +28,16 @@ class Solver(StochasticBilevelSolver):
         "inner_tol": [1e-10],
         "cg_tol": [1e-10],
         "batch_size": ["full"],
-        "eval_freq": [1],
         "random_state": [None],
     }
     test_config = {"step_size": 0.3}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        "full_batch": {"params": dict(step_size=0.3), "n_iter": 400},
+        "minibatch": "full batch only (batch_size 'full')",
+    }
 
     def init_state(self):
         check_positive(self.step_size, "step_size")

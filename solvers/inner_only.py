@@ -22,14 +22,18 @@ class Solver(StochasticBilevelSolver):
 
     name = "Inner-Only"
     # y*(x0) is reached in a few iterations, after which nothing changes:
-    # stop after 3 logged points without progress, not the stochastic
+    # stop after 10 logged points without progress, not the stochastic
     # solvers' 50
-    stopping_criterion = KeepDivergedCriterion(patience=3,
+    stopping_criterion = KeepDivergedCriterion(patience=10,
                                                strategy="callback")
     parameters = {
         "batch_size": ["full"],
-        "eval_freq": [1],
         "random_state": [None],
+    }
+    #: tests/test_convergence.py: neither check applies (the reasons)
+    convergence_config = {
+        "full_batch": "x never moves: a baseline, not a bilevel method",
+        "minibatch": "full batch only; x never moves",
     }
 
     def init_state(self):

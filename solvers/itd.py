@@ -51,13 +51,14 @@ from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import truncation_bias
 from benchmark_utils.solver.unrolling import (
     Backtracking,
     reverse_hypergradient,
     unroll,
 )
 from benchmark_utils.validation import (
-    check_choice,
+    check_bool,
     check_positive_int,
 )
 
@@ -81,13 +82,33 @@ class Solver(StochasticBilevelSolver):
         "batch_size": ["full"],
     }
     test_config = {"batch_size": 16, "n_inner_steps": 2}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # T = 100 steps of 1.5: bias (1 - 1.5 mu)^100, about 0.015 at
+        # cond 100
+        "full_batch": {"params": dict(step_size=1.5, outer_ratio=0.3,
+                                      n_inner_steps=100),
+                       "n_iter": 100},
+        "minibatch": {"params": dict(step_size=0.3, outer_ratio=0.3,
+                                     n_inner_steps=10),
+                      "n_iter": 200, "gap_ratio": 0.1},
+    }
+    #: tests/test_oracle_counts.py: parameters, and the (gradients,
+    #: Hessian-vector products, cross products) of every iteration with
+    #: them, with minibatches and with full batches
+    oracle_counts_config = [
+        # T gradients forward, T fused calls backward, one gradient of f
+        (dict(n_inner_steps=3), (7, 3, 3)),
+    ]
 
     def init_state(self):
         self.beta, self.alpha = self.step_sizes()
         self.n_inner = check_positive_int(self.n_inner_steps,
                                           "n_inner_steps")
-        check_choice(self.warm_start, "warm_start", [True, False])
-        check_choice(self.line_search, "line_search", [True, False])
+        check_bool(self.warm_start, "warm_start")
+        check_bool(self.line_search, "line_search")
         self.backtracking = None
         if self.line_search:
             if not self.inner_batch.full:
@@ -117,3 +138,12 @@ class Solver(StochasticBilevelSolver):
         x.sub_(direction, alpha=self.alpha)
         # (a clone if no step was taken, not to alias inner_var0)
         state.inner_var = y if history else y.clone()
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: at y = y*(x) the direction is
+        grad_x f - J beta sum_{q<T} (I - beta H)^q grad_y f, which misses
+        J (I - beta H)^T H^{-1} grad_y f of grad h (``bias.truncation_bias``;
+        beta ``step_size``, T ``n_inner_steps``)."""
+        return truncation_bias(problem, self.get_result()["outer_var"],
+                               self.step_size, self.n_inner_steps)

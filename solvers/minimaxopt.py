@@ -50,6 +50,7 @@ from benchmark_utils.solver.base import (
     State,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import penalty_bias
 from benchmark_utils.solver.optimizers import OPTIMIZERS, make_optimizer
 from benchmark_utils.solver.penalty import penalty_x, penalty_y
 from benchmark_utils.validation import (
@@ -76,6 +77,16 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"step_size": 0.1}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # lambda doubles every 100 iterations up to lmbda_max = 1000
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=0.3),
+                       "n_iter": 3000},
+        "minibatch": {"params": dict(step_size=0.1, outer_ratio=0.3),
+                      "n_iter": 500, "gap_ratio": 0.5},
+    }
 
     def init_state(self):
         check_positive(self.step_size, "step_size")
@@ -122,3 +133,9 @@ class Solver(StochasticBilevelSolver):
         # Multi-stage multiplier.
         if self.n_iter % self.stage_length == 0:
             state.lmbda = min(lmbda * self.lmbda_factor, self.lmbda_max)
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: O(1 / lambda) for the current
+        multiplier lambda, ``state.lmbda`` (``bias.penalty_bias``)."""
+        return penalty_bias(problem, self.state.lmbda)

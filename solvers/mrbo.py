@@ -18,6 +18,9 @@ direction and a Neumann-series hypergradient. One iteration k = 1, 2, ...:
    ``d_x <- phi + (1 - m_k) (d_x - phi')``.
 5. ``(x', y') <- (x, y)``; ``y <- y - beta_k d_y``; ``x <- x - alpha_k d_x``.
 
+Steps 4-5 and the schedules are SUSTAIN's too
+(``benchmark_utils/solver/storm.py``).
+
 Schedules: ``"decreasing"`` (default) beta_k = beta / k^(1/3), alpha_k =
 alpha / k^(1/3), m_k = min(1, m / k^(2/3)); ``"constant"`` keeps beta,
 alpha and m. alpha = outer_ratio * beta. The Neumann step eta is constant,
@@ -45,20 +48,12 @@ Neumann chains.
 from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
-    State,
     StochasticBilevelSolver,
 )
-from benchmark_utils.solver.schedules import (
-    STORM_EXPONENTS,
-    decreasing_or_constant,
-)
+from benchmark_utils.solver.bias import truncation_bias
+from benchmark_utils.solver.storm import storm_iteration, storm_start
 from benchmark_utils.solver.variance_reduction import (
     draw_hypergradient_batches,
-    storm_hypergradient_update,
-)
-from benchmark_utils.validation import (
-    check_interval,
-    check_positive_int,
 )
 
 
@@ -77,35 +72,39 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16, "n_neumann_steps": 2}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # Q = 30, eta = 1: truncation bias (exact) about 0.005, 0.15, 0.36;
+        # with full batches the STORM memories are the exact directions
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=0.3,
+                                      n_neumann_steps=30, neumann_step=1.0,
+                                      schedule="constant"),
+                       "n_iter": 400},
+        "minibatch": {"params": dict(step_size=0.5, outer_ratio=0.3,
+                                     n_neumann_steps=10, neumann_step=0.5,
+                                     schedule="decreasing"),
+                      "n_iter": 300, "gap_ratio": 0.1},
+    }
 
     def init_state(self):
-        self.beta, self.alpha = self.step_sizes()
-        self.m = check_interval(self.momentum, "momentum", 0, 1)
-        self.n_neumann = check_positive_int(
-            self.n_neumann_steps, "n_neumann_steps", allow_zero=True)
-        self.eta = neumann_step(self.problem, self.neumann_step)
-        self.schedules = decreasing_or_constant(self.schedule,
-                                                STORM_EXPONENTS)
-        y = self.problem.inner_var0.clone()
-        x = self.problem.outer_var0.clone()
-        return State(inner_var=y, outer_var=x, d_y=None, d_x=None,
-                     y_prev=y.clone(), x_prev=x.clone())
+        # Q = 0 is allowed: s = eta grad_y f, a one-term series
+        return storm_start(self, min_neumann_steps=0)
 
     def step(self, state):
-        k = self.n_iter
-        beta = self.beta * self.schedules["inner"](k)
-        alpha = self.alpha * self.schedules["outer"](k)
-        m = min(1.0, self.m * self.schedules["momentum"](k))
-        y, x = state.inner_var, state.outer_var
-
-        # 1.-3. one draw, evaluated at the current and the previous point
+        # 1.-3. one draw B = (j, i, i_1..i_Q), for both points
         batches = draw_hypergradient_batches(
             self.inner_batch, self.outer_batch, self.n_neumann)
-        # 4. plain estimates at k = 1, STORM afterwards
-        storm_hypergradient_update(self.oracles, state, batches, self.eta, m)
+        # 4.-5. STORM directions (plain estimates at k = 1), then the step
+        storm_iteration(self, state, batches)
 
-        # 5.
-        state.y_prev.copy_(y)
-        state.x_prev.copy_(x)
-        y.sub_(state.d_y, alpha=beta)
-        x.sub_(state.d_x, alpha=alpha)
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: the Neumann series of Q + 1
+        terms misses J (I - eta H)^(Q+1) H^{-1} grad_y f of grad h
+        (``bias.truncation_bias``; eta the ``neumann_step``, Q
+        ``n_neumann_steps``)."""
+        return truncation_bias(problem, self.get_result()["outer_var"],
+                               neumann_step(problem, self.neumann_step),
+                               self.n_neumann_steps + 1)

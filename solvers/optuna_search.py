@@ -14,11 +14,8 @@ the box [``low``, ``high``]. One iteration is one trial:
    (``benchmark_utils/problems/implicit.py``);
 3. the trial's value is h(x) = f(x, y(x)) on the full outer set.
 
-The reported model is the best trial so far, (y(x), x). ``eval_freq``
-trials run between two benchopt callbacks (5, as in the JAX benchmark's
-``optuna`` solver). The oracle counter records the cost of the inner
-solves (gradients and Hessian-vector products); the values h(x) are not
-oracle calls.
+The reported model is the best trial so far, (y(x), x). The oracle
+counter records the cost of the inner solves and of the values h(x).
 
 It only makes sense where x has few coordinates: the TPE models each
 coordinate independently and every trial costs a full inner solve, so on
@@ -72,10 +69,14 @@ class Solver(StochasticBilevelSolver):
         "inner_tol": [1e-6],
         "max_dim": [100],        # most outer coordinates searched
         "batch_size": ["full"],
-        "eval_freq": [5],        # trials per benchopt callback
         "random_state": [None],
     }
-    test_config = {"eval_freq": 2}
+    #: tests/test_convergence.py: neither check applies (the reasons)
+    convergence_config = {
+        "full_batch": "a black-box search: no hypergradient to drive "
+                      "to zero",
+        "minibatch": "full batch only (batch_size 'full')",
+    }
 
     def skip(self, problem):
         max_dim = check_positive_int(self.max_dim, "max_dim")

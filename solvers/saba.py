@@ -55,6 +55,15 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=0.3),
+                       "n_iter": 3000},
+        "minibatch": {"params": dict(step_size=0.1, outer_ratio=0.3),
+                      "n_iter": 500, "gap_ratio": 0.1},
+    }
 
     def init_state(self):
         self.rho = check_positive(self.step_size, "step_size")

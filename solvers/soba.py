@@ -17,7 +17,7 @@ estimates grad h(x).
 
 Oracle calls per iteration: 2 gradients, 1 Hessian-vector product, 1 cross
 product (one fused ``inner_oracles`` call and one ``grad_outer`` call).
-This file is the README's template for a new solver.
+docs/solver_template.py is this solver written as a template.
 """
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
@@ -38,6 +38,15 @@ class Solver(StochasticBilevelSolver):
     }
     traceable_step = True
     test_config = {"batch_size": 16}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=0.3),
+                       "n_iter": 3000},
+        "minibatch": {"params": dict(step_size=0.05, outer_ratio=0.1),
+                      "n_iter": 2000, "gap_ratio": 0.2},
+    }
 
     def init_state(self):
         check_positive(self.step_size, "step_size")

@@ -63,6 +63,18 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # q = 1: a full pass at every step, i.e. SOBA
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=0.3),
+                       "n_iter": 3000},
+        # q = 9 iterations between two full passes
+        "minibatch": {"params": dict(step_size=0.3, outer_ratio=0.3,
+                                     period_frac=0.5),
+                      "n_iter": 200, "gap_ratio": 0.1},
+    }
 
     def init_state(self):
         self.rho, self.gamma = self.step_sizes()

@@ -85,6 +85,18 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # exact dense matrices with full batches: unbiased; y relaxes at
+        # rate 1 - beta mu, the slowest part at cond 100
+        "full_batch": {"params": dict(step_size=1.5, outer_ratio=0.4),
+                       "n_iter": 800},
+        "minibatch": {"params": dict(step_size=0.3, outer_ratio=0.3,
+                                     tau=0.5),
+                      "n_iter": 200, "gap_ratio": 0.1},
+    }
 
     def skip(self, problem):
         size = problem.dim_inner * (problem.dim_inner + problem.dim_outer)

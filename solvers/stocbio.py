@@ -32,6 +32,7 @@ from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import neumann_bias
 from benchmark_utils.validation import check_positive_int
 
 
@@ -50,6 +51,17 @@ class Solver(StochasticBilevelSolver):
     }
     traceable_step = True
     test_config = {"batch_size": 16, "n_inner_steps": 2, "n_neumann_steps": 2}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # Q = 100 terms with the default eta = 1 / L
+        "full_batch": {"params": dict(step_size=0.5, outer_ratio=1.0,
+                                      n_neumann_steps=100),
+                       "n_iter": 300},
+        "minibatch": {"params": dict(step_size=0.5, outer_ratio=0.1),
+                      "n_iter": 150, "gap_ratio": 0.2},
+    }
 
     def init_state(self):
         self.beta, self.alpha = self.step_sizes()
@@ -78,3 +90,13 @@ class Solver(StochasticBilevelSolver):
         # 3.-4. d = grad_x f_j + J_i v = grad_x f_j - J_i s;  x <- x - alpha d
         cross = oracles.cross(y, x, s, self.inner_batch())
         x.sub_(grad_x_f, alpha=self.alpha).add_(cross, alpha=self.alpha)
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: the series misses
+        (I - eta H)^(Q+1) H^{-1} grad_y f, at most (1 - eta mu)^(Q+1)
+        ||J H^{-1} grad_y f|| (``bias.neumann_bias``), eta the
+        ``neumann_step`` and Q ``n_neumann_steps``."""
+        return neumann_bias(problem, self.get_result()["outer_var"],
+                            neumann_step(problem, self.neumann_step),
+                            self.n_neumann_steps + 1)

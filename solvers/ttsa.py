@@ -57,6 +57,7 @@ from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import truncation_bias
 from benchmark_utils.solver.schedules import constant, polynomial
 from benchmark_utils.validation import (
     check_choice,
@@ -83,6 +84,30 @@ class Solver(StochasticBilevelSolver):
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16, "n_neumann_steps": 3}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # Q = 10, eta = 1 / L: truncation bias about 0.03, 0.65, 1.1 on the
+        # three instances; alpha_k = 3 / k, beta_k = 1 / k^(2/3). After 2000
+        # iterations ||grad h|| exceeds the bias by at most 0.03, 0.03, 0.15
+        # (3 seeds): allowance 0.2
+        "full_batch": {"params": dict(step_size=1.0, outer_ratio=3.0,
+                                      n_neumann_steps=10,
+                                      schedule="strongly_convex"),
+                       "n_iter": 2000, "allowance": 0.2},
+        "minibatch": {"params": dict(step_size=0.5, outer_ratio=0.3,
+                                     n_neumann_steps=10,
+                                     schedule="decreasing"),
+                      "n_iter": 1000, "gap_ratio": 0.1},
+    }
+    #: tests/test_oracle_counts.py: parameters, and the (gradients,
+    #: Hessian-vector products, cross products) of every iteration with
+    #: them, with minibatches and with full batches; "random": p products, p
+    #: uniform in {0, ..., n_neumann_steps - 1}
+    oracle_counts_config = [
+        (dict(n_neumann_steps=5), (2, "random", 1)),
+    ]
 
     def init_state(self):
         self.beta, self.alpha = self.step_sizes()
@@ -113,3 +138,14 @@ class Solver(StochasticBilevelSolver):
         # 4.-5. d = c - J_i' s;  x <- x - alpha_k d
         cross = oracles.cross(y, x, s, self.inner_batch())
         x.sub_(grad_x_f, alpha=alpha_k).add_(cross, alpha=alpha_k)
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| at the fixed point of the
+        mean full-batch iteration on a quadratic ``problem``: the mean of s
+        over p, eta sum_{q<Q} (I - eta H)^q b, misses
+        J (I - eta H)^Q H^{-1} grad_y f of grad h (``bias.truncation_bias``;
+        eta the ``neumann_step``, Q ``n_neumann_steps``). The iterates stay
+        random through p around it (the test's ``allowance``)."""
+        return truncation_bias(problem, self.get_result()["outer_var"],
+                               neumann_step(problem, self.neumann_step),
+                               self.n_neumann_steps)

@@ -56,6 +56,7 @@ from benchmark_utils.solver.base import (
     State,
     StochasticBilevelSolver,
 )
+from benchmark_utils.solver.bias import truncation_bias
 from benchmark_utils.solver.variance_reduction import (
     draw_hypergradient_batches,
     full_hypergradient_batches,
@@ -82,6 +83,22 @@ class Solver(StochasticBilevelSolver):
     }
     test_config = {"batch_size": 16, "n_inner_steps": 2,
                    "n_neumann_steps": 2}
+    #: tests/test_convergence.py: full batch on three quadratics within
+    #: n_iter iterations; minibatches of 16 on one, where the mean gap
+    #: h(x) - h* must fall below gap_ratio of its start
+    convergence_config = {
+        # full batches keep the directions exact: x step, then 10 steps on
+        # y
+        "full_batch": {"params": dict(step_size=1.0, outer_ratio=0.5,
+                                      n_inner_steps=10, n_neumann_steps=30,
+                                      neumann_step=1.0),
+                       "n_iter": 100},
+        # q = 9 outer iterations between two full passes
+        "minibatch": {"params": dict(step_size=0.5, outer_ratio=0.3,
+                                     n_inner_steps=10, n_neumann_steps=10,
+                                     neumann_step=0.5, period_frac=0.5),
+                      "n_iter": 60, "gap_ratio": 0.1},
+    }
 
     def init_state(self):
         self.beta, self.alpha = self.step_sizes()
@@ -129,3 +146,13 @@ class Solver(StochasticBilevelSolver):
             state.y_old.copy_(y)
             y.sub_(state.d_y, alpha=self.beta)
             correct((y, x), (state.y_old, x))
+
+    def full_batch_bias(self, problem):
+        """Relative ||grad h|| / ||grad h(x0)|| where the full-batch iterates
+        settle on a quadratic ``problem``: the Neumann series of Q + 1
+        terms misses J (I - eta H)^(Q+1) H^{-1} grad_y f of grad h
+        (``bias.truncation_bias``; eta the ``neumann_step``, Q
+        ``n_neumann_steps``)."""
+        return truncation_bias(problem, self.get_result()["outer_var"],
+                               neumann_step(problem, self.neumann_step),
+                               self.n_neumann_steps + 1)

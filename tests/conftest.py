@@ -10,16 +10,50 @@ sys.path.insert(0, str(ROOT))
 
 from benchmark_utils.problems.quadratic import QuadraticProblem  # noqa: E402
 
+_DISCOVERED = {}
+
+
+def benchmark():
+    """benchopt's Benchmark of this folder (built once)."""
+    if "benchmark" not in _DISCOVERED:
+        from benchopt.benchmark import Benchmark
+        _DISCOVERED["benchmark"] = Benchmark(str(ROOT))
+    return _DISCOVERED["benchmark"]
+
+
+def discovered_solvers():
+    """{name: class} of every solver benchopt discovers in solvers/."""
+    if "solvers" not in _DISCOVERED:
+        _DISCOVERED["solvers"] = {s.name: s
+                                  for s in benchmark().get_solvers()}
+    return _DISCOVERED["solvers"]
+
+
+def pytest_generate_tests(metafunc):
+    # A test with a ``solver_name`` argument runs once per discovered
+    # solver: a new solver file is checked without editing any list.
+    if "solver_name" in metafunc.fixturenames:
+        metafunc.parametrize("solver_name", sorted(discovered_solvers()))
+
+
+def _discovered_solvers():
+    from benchopt.benchmark import Benchmark
+    return sorted(s.name for s in Benchmark(str(ROOT)).get_solvers())
+
+
+#: The solvers benchopt discovers in solvers/, for tests that concern every
+#: solver (never a hand-kept list).
+SOLVER_NAMES = _discovered_solvers()
+
 
 @pytest.fixture(scope="session")
 def bench():
-    from benchopt.benchmark import Benchmark
-    return Benchmark(str(ROOT))
+    return benchmark()
 
 
 @pytest.fixture(scope="session")
-def solver_classes(bench):
-    return {s.name: s for s in bench.get_solvers()}
+def solver_classes():
+    return discovered_solvers()
 
 
 @pytest.fixture

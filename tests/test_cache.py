@@ -100,6 +100,8 @@ def test_data_change_is_not_served_from_cache(tmp_path, monkeypatch):
     assert "cached" in again.stdout, again.stdout[-2000:]
 
     flip_labels(data_home / "ijcnn1" / "ijcnn1.bz2", 2000)
+    # a modified copy on purpose (its md5 is no longer LIBSVM's)
+    monkeypatch.setenv("BILEVEL_ALLOW_MODIFIED_DATA", "1")
     changed = run_cached(bench, tmp_path / "changed.parquet", *args)
     assert changed.returncode == 0, changed.stdout[-2000:]
     assert "cached" not in changed.stdout, changed.stdout[-2000:]

@@ -1,171 +1,139 @@
-"""Compiled minibatch oracles (benchmark_utils/problems/compiled.py) give
-the eager results, oracle by oracle and solver by solver."""
+"""Compiled iterations (``compile=True``,
+benchmark_utils/solver/compiled_step.py) give the eager iterates and
+oracle counts: for every solver that declares ``traceable_step``, and for
+a step that calls every oracle, on the linear and the MLP hyper-cleaning
+problems.
+
+The data leave a last batch of one sample in both splits (97 = 24 x 4 + 1
+training and 49 = 12 x 4 + 1 validation samples, batch 4): iterations
+that draw it run eagerly, the others compiled. Solvers run with their
+inner loops shortened (every ``n_*_steps`` parameter at most 1), so that
+graphs stay small (each graph costs seconds to compile) and most
+iterations draw full batches only."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from benchopt.benchmark import Benchmark
 
-from benchmark_utils.batches import contiguous_blocks
-from benchmark_utils.problems import compiled, hyper_cleaning
-from benchmark_utils.problems.hyper_cleaning import make_hyper_cleaning
+from benchmark_utils.problems.hyper_cleaning import (
+    HyperCleaningProblem,
+    make_hyper_cleaning,
+)
 from benchmark_utils.problems.networks import make_network_hyper_cleaning
+from benchmark_utils.solver.base import COMMON_PARAMETERS
+from benchmark_utils.solver.base import StochasticBilevelSolver as Base
 from conftest import run_steps
 
-ORACLES = ["grad_inner", "grad_inner_y", "grad_inner_x", "hvp", "cross",
-           "inner_oracles", "grad_outer_y"]
+ROOT = Path(__file__).resolve().parents[1]
+BATCH_SIZE = 4
+N_ITER = 26  # > 25 training batches an epoch: the batch of one comes
+
+TRACEABLE = sorted(solver.name for solver in Benchmark(str(ROOT))
+                   .get_solvers() if solver.traceable_step)
 
 
 def small_data():
-    """150 samples of 12 features in 4 classes: 100 to train, 50 to
+    """146 samples of 12 features in 4 classes: 97 to train, 49 to
     validate."""
     rng = np.random.default_rng(0)
-    X, labels = rng.normal(size=(150, 12)), rng.integers(0, 4, 150)
-    return X[:100], labels[:100], X[100:], labels[100:]
+    X, labels = rng.normal(size=(146, 12)), rng.integers(0, 4, 146)
+    return X[:97], labels[:97], X[97:], labels[97:]
 
 
-def small_problem(dtype):
-    return make_hyper_cleaning(*small_data(), n_classes=4, dtype=dtype)
+def linear_problem():
+    return make_hyper_cleaning(*small_data(), n_classes=4,
+                               dtype=torch.float64)
 
 
-def batches(n):
-    """A block, the smaller last block and a gathered random batch."""
-    blocks = contiguous_blocks(n, 16)
-    return [blocks[1], blocks[-1], torch.randperm(
-        n, generator=torch.Generator().manual_seed(0))[:16]]
+def mlp_problem():
+    return make_network_hyper_cleaning("mlp", *small_data(), hidden=7,
+                                       n_classes=4, reg=0.01,
+                                       dtype=torch.float64)
 
 
-def as_tuple(out):
-    return out if isinstance(out, tuple) else (out,)
+class EveryOracle(Base):
+    """A traceable step that calls every oracle once, each on its own
+    batch, and moves (y, x, v) along sums of their results."""
+
+    name = "EveryOracle"
+    parameters = dict(COMMON_PARAMETERS)
+    traceable_step = True
+
+    def init_state(self):
+        return self.start(v=torch.ones_like(self.problem.inner_var0))
+
+    def step(self, state):
+        y, x, v, o = state.inner_var, state.outer_var, state.v, self.oracles
+        inner, outer = self.inner_batch, self.outer_batch
+        g_y, g_x = o.grad_inner(y, x, inner())
+        g_y2, hv, jv = o.inner_oracles(y, x, v, inner())
+        f_y, f_x = o.grad_outer(y, x, outer())
+        dy = g_y + g_y2 + o.grad_inner_y(y, x, inner())
+        dv = hv + o.hvp(y, x, v, inner()) + f_y \
+            + o.grad_outer_y(y, x, outer())
+        dx = g_x + jv + o.cross(y, x, v, inner()) \
+            + o.grad_inner_x(y, x, inner()) + f_x + o.grad_outer_x(y, x,
+                                                                outer())
+        y.sub_(dy, alpha=0.05)
+        v.sub_(dv, alpha=0.01)
+        x.sub_(dx, alpha=0.05)
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12),
-                                         (torch.float32, 1e-5)])
-@pytest.mark.parametrize("name", ORACLES)
-def test_compiled_oracle_equals_eager(name, dtype, rtol):
-    problem = small_problem(dtype)
-    g = torch.Generator().manual_seed(1)
-    y, v = (torch.randn(problem.dim_inner, generator=g, dtype=dtype)
-            for _ in range(2))
-    x = torch.randn(problem.dim_outer, generator=g, dtype=dtype)
-    n = problem.n_outer if name == "grad_outer_y" else problem.n_inner
-    for idx in batches(n):
-        args = (y, x, v, idx) if name in ("hvp", "cross", "inner_oracles") \
-            else (y, x, idx)
-        problem.compiled = False
-        eager = as_tuple(getattr(problem, name)(*args))
-        problem.compiled = True
-        fast = as_tuple(getattr(problem, name)(*args))
-        for a, b in zip(eager, fast):
-            scale = float(a.abs().max())
-            assert float((a - b).abs().max()) <= rtol * scale, name
-    assert not compiled._BROKEN, compiled._BROKEN
-    kernel = getattr(hyper_cleaning, "_k_" + name)
-    assert any(key[0] is kernel for key in compiled._CACHE)  # it ran
+def short_loops(solver_class):
+    """Every ``n_*_steps`` parameter at min(its default, 1)."""
+    return {k: min(v[0], 1) for k, v in solver_class.parameters.items()
+            if k.startswith("n_") and k.endswith("_steps")}
 
 
-def test_compiled_call_leaves_autograd_inputs_eager():
-    problem = small_problem(torch.float64)
-    problem.compiled = True
-    y = problem.inner_var0.clone().requires_grad_()
-    idx = contiguous_blocks(problem.n_inner, 16)[0]
-    grad = problem.grad_inner_y(y, problem.outer_var0, idx)
-    assert grad.requires_grad  # differentiable: the eager path ran
+def make(solver_class, problem, **params):
+    solver = solver_class.get_instance(random_state=0, **params)
+    solver.set_objective(problem=problem)
+    solver.reset()
+    return solver
 
 
-STOCHASTIC = ["SOBA", "SABA", "FSLA", "StocBiO", "F2SA", "F2SA-Adam",
-              "BVFIM", "MinimaxOPT", "AmIGO", "AID-CG", "ITD", "TTSA", "BSA",
-              "MRBO", "VRBO", "SUSTAIN", "SRBA", "BOME", "PZOBO", "STABLE"]
-
-
-@pytest.mark.parametrize("name", STOCHASTIC)
-def test_solver_iterates_match_eager(name, make_solver):
-    problem = small_problem(torch.float64)
-    results = []
-    for compile_ in (False, True):
-        solver = make_solver(name, problem, batch_size=16, compile=compile_,
-                             sampling="blocks")
-        assert problem.compiled == compile_
-        run_steps(solver, 8)
-        results.append(solver.get_result())
+def check_matches_eager(solver_class, problem, **params):
+    """``N_ITER`` iterations eagerly and, after benchopt's warm-up,
+    compiled: the same iterates and oracle counts."""
+    params = dict(short_loops(solver_class), batch_size=BATCH_SIZE, **params)
+    eager = make(solver_class, problem, compile=False, **params)
+    run_steps(eager, N_ITER)
+    fast = make(solver_class, problem, compile=True, **params)
+    fast.warm_up()
+    fast.reset()
+    step = fast._compiled_step
+    assert step.kernel is not None and not step.failed
+    assert step.n_compiled == 1
+    runs = step.n_runs
+    run_steps(fast, N_ITER)
+    assert step.n_compiled == 1  # nothing compiled after the warm-up
+    # most iterations ran compiled, those that drew the batch of one eagerly
+    assert N_ITER // 4 < step.n_runs - runs < N_ITER
+    assert fast.get_result()["oracle_counts"] == \
+        eager.get_result()["oracle_counts"]
     for key in ("inner_var", "outer_var"):
-        eager, fast = results[0][key], results[1][key]
-        assert torch.isfinite(eager).all()
-        torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+        expected = eager.get_result()[key]
+        assert torch.isfinite(expected).all()
+        assert not torch.equal(expected, getattr(problem, key + "0"))
+        torch.testing.assert_close(fast.get_result()[key], expected,
+                                   rtol=1e-9, atol=1e-12)
 
 
-# (short inner loops: with 21 draws, nearly every iteration would draw a
-# smaller batch, and the full-size kernel would go untested)
-TRACEABLE = {"SOBA": {}, "FSLA": {},
-             "StocBiO": dict(n_inner_steps=2, n_neumann_steps=2),
-             "F2SA": dict(n_inner_steps=1)}
+def test_some_solvers_are_traceable():
+    assert {"SOBA", "F2SA"} <= set(TRACEABLE)
 
 
-@pytest.mark.parametrize("sampling", ["blocks", "shuffle"])
 @pytest.mark.parametrize("name", TRACEABLE)
-def test_compiled_iterations_match_eager(name, sampling, make_solver):
-    """Whole compiled iterations give the eager iterates and oracle counts,
-    those on smaller batches included (batches of 16 on 100 and 50
-    samples: a smaller last block every few iterations, and the same block
-    twice in one iteration at epoch ends)."""
-    problem = small_problem(torch.float64)
-    results = []
-    for compile_ in (False, True):
-        solver = make_solver(name, problem, batch_size=16, compile=compile_,
-                             sampling=sampling, **TRACEABLE[name])
-        run_steps(solver, 30)
-        results.append(solver.get_result())
-    compiled_step = solver._compiled_step
-    assert compiled_step.kernel is not None and not compiled_step.failed
-    # every iteration but the first (which records the draws) ran
-    # compiled, some on a smaller batch
-    assert compiled_step.n_runs == 29
-    assert 0 < compiled_step.n_shaped_runs < 29
-    assert results[1]["oracle_counts"] == results[0]["oracle_counts"]
-    for key in ("inner_var", "outer_var"):
-        eager, fast = results[0][key], results[1][key]
-        assert torch.isfinite(eager).all()
-        torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+def test_compiled_iterations_match_eager(name, solver_classes):
+    check_matches_eager(solver_classes[name], linear_problem(),
+                        sampling="shuffle")
 
 
-def small_mlp_problem(activation, chunk_size):
-    problem = make_network_hyper_cleaning(
-        "mlp", *small_data(), hidden=7, activation=activation, n_classes=4,
-        reg=0.01, dtype=torch.float64)
-    problem.chunk_size = chunk_size
-    return problem
-
-
-# the MLP's closed-form oracles, traced: ReLU on gathered batches, the
-# identity on blocks, and batches split into two chunks (chunk_size 8)
-MLP_CASES = [("SOBA", "relu", "shuffle", 4096),
-             ("SOBA", "identity", "blocks", 4096),
-             ("SOBA", "relu", "blocks", 8),
-             ("FSLA", "relu", "shuffle", 4096),
-             ("StocBiO", "relu", "blocks", 4096),
-             ("F2SA", "relu", "shuffle", 4096)]
-
-
-@pytest.mark.parametrize("name, activation, sampling, chunk_size",
-                         MLP_CASES)
-def test_compiled_iterations_match_eager_on_mlp(name, activation, sampling,
-                                                chunk_size, make_solver):
-    problem = small_mlp_problem(activation, chunk_size)
-    assert problem.traceable
-    results = []
-    for compile_ in (False, True):
-        solver = make_solver(name, problem, batch_size=16, compile=compile_,
-                             sampling=sampling, step_size=0.1,
-                             **TRACEABLE[name])
-        run_steps(solver, 20)
-        results.append(solver.get_result())
-    compiled_step = solver._compiled_step
-    assert compiled_step.kernel is not None and not compiled_step.failed
-    assert compiled_step.n_runs > compiled_step.n_shaped_runs > 0
-    assert results[1]["oracle_counts"] == results[0]["oracle_counts"]
-    for key in ("inner_var", "outer_var"):
-        eager, fast = results[0][key], results[1][key]
-        assert torch.isfinite(eager).all()
-        assert not torch.equal(eager, getattr(problem, key + "0"))
-        torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+@pytest.mark.parametrize("problem", [linear_problem, mlp_problem])
+def test_every_compiled_oracle_matches_eager(problem):
+    check_matches_eager(EveryOracle, problem(), sampling="blocks")
 
 
 def test_untraceable_step_runs_eagerly(solver_classes):
@@ -181,11 +149,12 @@ def test_untraceable_step_runs_eagerly(solver_classes):
             super().step(state)
             state.count += 1
 
-    problem = small_problem(torch.float64)
+    problem = linear_problem()
     results = []
     for compile_ in (False, True):
-        solver = Counting.get_instance(batch_size=16, compile=compile_,
-                                       sampling="blocks", random_state=0)
+        solver = Counting.get_instance(batch_size=BATCH_SIZE,
+                                       compile=compile_, sampling="blocks",
+                                       random_state=0)
         solver.set_objective(problem=problem)
         solver.reset()
         if compile_:
@@ -201,23 +170,49 @@ def test_untraceable_step_runs_eagerly(solver_classes):
                                atol=0)
 
 
-def test_warm_up_compiles_every_batch_shape(make_solver):
-    """After the warm-up, a run compiles nothing more (the remainder
-    batches of both samplers included)."""
-    problem = small_problem(torch.float64)
-    for name, sampling in [("SOBA", "shuffle"), ("SABA", "shuffle"),
-                           ("StocBiO", "shuffle"), ("F2SA", "blocks")]:
-        solver = make_solver(name, problem, batch_size=16, compile=True,
-                             sampling=sampling, eval_freq=4)
-        solver.warm_up()
-        solver.reset()
-        before = compiled.n_compiled()
-        run_steps(solver, 60)  # 60 steps: several epochs of both splits
-        assert compiled.n_compiled() == before, name
-        if solver._compiled_step is not None:  # the smaller batches too
-            assert solver._compiled_step.n_shaped_runs > 0, name
+class BatchDependent(HyperCleaningProblem):
+    """An oracle that takes a Python decision on a batch's values."""
+
+    def grad_outer_y(self, inner_var, outer_var, idx=None):
+        grad = super().grad_outer_y(inner_var, outer_var, idx)
+        return grad * 2 if idx is not None and int(idx[0]) % 2 else grad
+
+
+def test_untraceable_problem_runs_eagerly(make_solver):
+    """A problem whose oracle takes a Python decision on a value cannot be
+    traced: the solver warns and runs its eager iterations."""
+    problem = BatchDependent.from_raw(*small_data(), n_classes=4,
+                                      dtype=torch.float64)
+    results = []
+    for compile_ in (False, True):
+        solver = make_solver("SOBA", problem, batch_size=BATCH_SIZE,
+                             compile=compile_)
+        if compile_:
+            with pytest.warns(RuntimeWarning, match="running eagerly"):
+                run_steps(solver, 12)
+            assert solver._compiled_step.failed
+        else:
+            run_steps(solver, 12)
+        results.append(solver.get_result())
+    for key in ("inner_var", "outer_var"):
+        assert torch.equal(results[1][key], results[0][key])
+
+
+def test_only_traceable_solvers_compile(make_solver):
+    """``compile=True`` compiles the iterations of a solver with
+    ``traceable_step`` only, on CPU; benchopt's repetitions (the same
+    problem set again) keep the compiled iteration."""
+    problem = linear_problem()
+    saba = make_solver("SABA", problem, compile=True)
+    assert saba._compiled_step is None
+    soba = make_solver("SOBA", problem, compile=True)
+    step = soba._compiled_step
+    soba.set_objective(problem=problem)
+    assert soba._compiled_step is step
+    soba.set_objective(problem=linear_problem())
+    assert soba._compiled_step is not step
 
 
 def test_compile_parameter_is_checked(make_solver):
-    with pytest.raises(ValueError, match="compile must be one of"):
-        make_solver("SOBA", small_problem(torch.float64), compile="yes")
+    with pytest.raises(ValueError, match="compile must be True or False"):
+        make_solver("SOBA", linear_problem(), compile="yes")

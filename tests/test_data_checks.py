@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark_utils.data import files, idx, news20, svmlight
+from benchmark_utils.data import files, identity, idx, news20, svmlight
 from benchmark_utils.data.files import (
     DataContentError,
     DataFileError,
@@ -126,7 +126,7 @@ def test_ijcnn1_foreign_test_label_names_the_file(tmp_path, ijcnn1_lines,
                  _relabel(5, b"0"))
     monkeypatch.setenv("BENCHOPT_DATA_HOME", str(data_home))
     dataset = _dataset_module("ijcnn1").Dataset.get_instance(
-        penalty="feature", split="contiguous", random_state=0,
+        penalty="feature", split="contiguous", random_state=None,
         outer_init=-8.5, value_function=False, dtype="float32", device="cpu")
     with pytest.raises(DataContentError, match="'ijcnn1.t.bz2'") as info:
         dataset.get_data()
@@ -265,8 +265,10 @@ SMALL_POSTS = {
 @pytest.fixture
 def small_news20(monkeypatch):
     """The known facts of the small archive SMALL_POSTS."""
-    monkeypatch.setattr(news20, "NEWS20_GROUPS", ("rec.autos", "sci.space"))
-    monkeypatch.setattr(news20, "NEWS20_POSTS", {"train": 3, "test": 2})
+    monkeypatch.setattr(news20, "NEWS20_GROUP_POSTS", {
+        split: {group: len(docs) for group, docs in groups.items()}
+        for split, groups in zip(("train", "test"), SMALL_POSTS.values())})
+    monkeypatch.setenv(identity.ALLOW_MODIFIED_ENV, "1")  # no known digest
 
 
 def test_news20_cache_not_beside_archive(tmp_path, cache_dir, small_news20):
@@ -284,9 +286,14 @@ def test_news20_cache_not_beside_archive(tmp_path, cache_dir, small_news20):
     second = news20.load_news20(folder)  # from the cache
     assert _snapshot(tmp_path / "data") == before
     caches = list(cache_dir.rglob("*"))
-    assert [p.name for p in caches if p.is_file()] == [
-        news20._cache_path(folder / news20.ARCHIVE_NAME,
-                           news20.default_cache_folder()).name]
+    cache = news20._cache_path(folder / news20.ARCHIVE_NAME,
+                               news20.default_cache_folder())
+    # the counts, the sha256 beside them, the digests of the files read
+    assert sorted(p.relative_to(cache_dir).as_posix() for p in caches
+                  if p.is_file()) == sorted([
+                      f"20newsgroups/{cache.name}",
+                      f"20newsgroups/{cache.name}.sha256",
+                      "digests/file-digests.json"])
     assert not [p for p in caches if p.name.endswith(".part")]
     assert (first[0] != second[0]).nnz == 0
     np.testing.assert_array_equal(first[1], second[1])

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from benchmark_utils.analysis.results import (
+    bootstrap_median,
     censored_quantile,
     median_curve,
     solver_labels,
@@ -343,10 +344,30 @@ def test_median_curve_over_repetitions():
         ("A", 1, [(0.0, 0.1), (1.1, 0.7), (2.2, 0.9)]),
         ("A", 2, [(0.0, 0.1), (0.9, 0.6)]),  # stopped earlier
     ])
-    curve = median_curve(df, "test_accuracy", x="objective_oracle_calls")["A"]
-    assert curve["x"].tolist() == [0.0, 10.0, 20.0]
-    assert np.allclose(curve["y"], [0.1, 0.6, 0.8])
-    assert curve["n_runs"].tolist() == [3, 3, 2]
+    curve = median_curve(df, "test_accuracy", x="time")["A"]
+    # the runs read at every x one of them logged, each holding its last
+    # value: at x = 1 run 0 is at 0.5, run 1 still at 0.1, run 2 at 0.6
+    assert curve["x"].tolist() == [0.0, 0.9, 1.0, 1.1, 2.0, 2.2]
+    assert np.allclose(curve["y"], [0.1, 0.1, 0.5, 0.6, 0.7, 0.7])
+    assert curve["n_runs"].tolist() == [3, 3, 2, 2, 2, 1]
+    # the interval holds the median, within the range of the runs
+    assert (curve["y_low"] <= curve["y"]).all()
+    assert (curve["y"] <= curve["y_high"]).all()
+    assert curve["y_low"].iloc[2] >= 0.1 and curve["y_high"].iloc[2] <= 0.6
+
+
+def test_bootstrap_interval_of_the_median():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2000, 9))
+    median, low, high = bootstrap_median(values, n_boot=300)
+    # about 95 % of the intervals hold the true median 0 (a 9-run
+    # percentile bootstrap is a little narrow: 0.90-0.97)
+    covered = np.mean((low <= 0) & (0 <= high))
+    assert 0.88 <= covered <= 0.98
+    assert np.allclose(median, np.median(values, axis=1))
+    # targets not reached (inf) by most runs: an infinite median
+    m, lo, hi = bootstrap_median([1.0, math.inf, math.inf])
+    assert math.isinf(m) and lo == 1.0 and math.isinf(hi)
 
 
 # benchmark_utils.analysis.tuning
@@ -357,7 +378,7 @@ SIMULATED = ("simulated[cond=10.0,device=cpu,dim_inner=20,dim_outer=10,"
 
 
 def _soba(step, ratio):
-    return (f"SOBA[batch_size=64,eval_freq=16,outer_ratio={ratio},"
+    return (f"SOBA[batch_size=64,outer_ratio={ratio},"
             f"random_state=None,step_size={step}]")
 
 
@@ -422,16 +443,18 @@ def test_tuning_cli_writes_a_valid_config(tmp_path, bench, capsys):
                         "--maximize", "--out", str(out),
                         "--n-repetitions", "3", "--grid", str(grid)])
     assert code == 0, capsys.readouterr().err
-    # the header records the grid, its budget and the code's commit
+    # the header records the grid, its budget, the repetitions the
+    # results hold and the code's commit
     header = out.read_text().split("dataset:")[0]
-    assert f"grid: {grid} (timeout 7 s, 2 repetition(s))" in header
+    assert f"grid: {grid} (timeout 7 s)" in header
+    assert "repetitions per setting in the results: 2" in header
     assert "objective_val_accuracy" in header and "commit: " in header
     config = check_run_config(out, bench)
     assert config["n-repetitions"] == 3
     assert len(config["solver"]) == 1
     base, params = split_name(config["solver"][0])
     assert base == "SOBA"
-    assert params == dict(batch_size=64, eval_freq=16, outer_ratio=0.1,
+    assert params == dict(batch_size=64, outer_ratio=0.1,
                           random_state=None, step_size=0.1)
     base, params = split_name(config["dataset"][0])
     assert base == "simulated" and params["dtype"] == "float64"

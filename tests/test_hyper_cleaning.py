@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark_utils.data.cleaning import (
+    cleaning_f1,
+    corrupt_labels,
+    split_pool,
+    standardize,
+)
 from benchmark_utils.data.files import DataFileError
 from benchmark_utils.problems import autograd as oracles
 from benchmark_utils.problems.hyper_cleaning import (
     HyperCleaningProblem,
-    cleaning_f1,
-    corrupt_labels,
     make_hyper_cleaning,
-    split_pool,
-    standardize,
 )
 from benchmark_utils.problems.implicit import solve_inner
 from conftest import ROOT

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from benchmark_utils.data import idx as idx_mod
+from benchmark_utils.data.cleaning import split_pool
 from benchmark_utils.data.files import DataFileError
+from benchmark_utils.data.identity import ALLOW_MODIFIED_ENV
 from benchmark_utils.data.idx import (
     FASHION_MNIST_KEY,
     IDX_FILES,
@@ -20,7 +22,6 @@ from benchmark_utils.data.idx import (
     load_fashion_mnist,
     read_idx,
 )
-from benchmark_utils.problems.hyper_cleaning import split_pool
 
 FASHION = Path(os.environ.get("BENCHOPT_DATA_HOME", "/nonexistent")) \
     / "fashion-mnist"
@@ -108,10 +109,12 @@ def test_wrong_magic(tmp_path, arrays, gz):
 @pytest.fixture
 def small_shapes(monkeypatch):
     """Shrink the expected shapes so tests can write complete fake sets
-    (with at least 10 labels, so that every class can be present)."""
+    (with at least 10 labels, so that every class can be present); the
+    fake files have no known md5."""
     shapes = {"train_images": (12, 2, 2), "train_labels": (12,),
               "test_images": (10, 2, 2), "test_labels": (10,)}
     monkeypatch.setattr(idx_mod, "IDX_SHAPES", shapes)
+    monkeypatch.setenv(ALLOW_MODIFIED_ENV, "1")
     return shapes
 
 

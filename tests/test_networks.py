@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from benchmark_utils.batches import contiguous_blocks
-from benchmark_utils.problems.hyper_cleaning import (
+from benchmark_utils.datasets import (
     DATASET_PARAMETERS,
-    HyperCleaningProblem,
     check_dataset_parameters,
     dataset_problem,
+)
+from benchmark_utils.problems.hyper_cleaning import (
+    HyperCleaningProblem,
     make_hyper_cleaning,
 )
 from benchmark_utils.problems.implicit import power_iteration, solve_inner

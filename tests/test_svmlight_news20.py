@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from benchmark_utils.data import news20, svmlight
 from benchmark_utils.data.files import DataFileError, data_folder
+from benchmark_utils.data.identity import ALLOW_MODIFIED_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,6 +87,7 @@ def test_download_ijcnn1_checks_before_moving(tmp_path, monkeypatch):
     assert list(dest.iterdir()) == []  # nor any temporary file
     monkeypatch.setattr(svmlight, "IJCNN1_SHAPES",
                         {"train": (30, 6), "test": (30, 6)})
+    monkeypatch.setenv(ALLOW_MODIFIED_ENV, "1")  # small files: unknown md5
     (site / "ijcnn1.t.bz2").write_bytes(bz2.compress(raw))
     paths = svmlight.download_ijcnn1(dest, url=site.as_uri() + "/")
     assert sorted(p.name for p in dest.iterdir()) == ["ijcnn1.bz2",
@@ -115,10 +117,11 @@ POSTS = {
 def small_facts(monkeypatch):
     """The known facts (groups, posts per split) of the POSTS archive, in
     place of the real data set's."""
-    monkeypatch.setattr(news20, "NEWS20_GROUPS", tuple(POSTS["train"]))
-    monkeypatch.setattr(news20, "NEWS20_POSTS", {
-        split: sum(map(len, groups.values()))
+    monkeypatch.setattr(news20, "NEWS20_GROUP_POSTS", {
+        split: {group: len(docs) for group, docs in groups.items()}
         for split, groups in POSTS.items()})
+    # the small archives have no known digest
+    monkeypatch.setenv(ALLOW_MODIFIED_ENV, "1")
 
 
 @pytest.fixture
@@ -187,7 +190,12 @@ def test_vectorized_equals_sklearn(tmp_path, small_facts, cache_dir):
     np.testing.assert_allclose(np.asarray((X.multiply(X)).sum(1)).ravel(), 1)
 
 
-def test_cache_written_then_used(tmp_path, small_facts, cache_dir):
+def _not_called(*args, **kwargs):
+    raise AssertionError("the archive was read instead of the cache")
+
+
+def test_cache_written_then_used(tmp_path, small_facts, cache_dir,
+                                 monkeypatch):
     folder = tmp_path / "20newsgroups"
     folder.mkdir()
     _write_archive(folder / news20.ARCHIVE_NAME)
@@ -195,15 +203,27 @@ def test_cache_written_then_used(tmp_path, small_facts, cache_dir):
     caches = list(cache_dir.glob("*.npz"))
     assert len(caches) == 1
     assert [p.name for p in folder.iterdir()] == [news20.ARCHIVE_NAME]
-    # The cache is what the second load reads: alter it and see it.
+    # The cache is what the second load reads: the archive is not read.
+    with monkeypatch.context() as m:
+        m.setattr(news20, "read_archive", _not_called)
+        second = news20.load_news20(folder)
+    np.testing.assert_array_equal(second[1], first[1])
+    assert (second[0] != first[0]).nnz == 0
+    # A cache altered after it was written (well-formed, other labels) used
+    # to be read as it was: it no longer matches the sha256 beside it, so
+    # it is rebuilt from the archive, with a warning.
     with np.load(caches[0]) as z:
         arrays = dict(z)
     arrays["train_labels"] = arrays["train_labels"][::-1].copy()
     with open(caches[0], "wb") as f:
         np.savez(f, **arrays)
-    second = news20.load_news20(folder)
-    np.testing.assert_array_equal(second[1], first[1][::-1])
-    assert (second[0] != first[0]).nnz == 0
+    with pytest.warns(UserWarning, match="altered.*rebuilt"):
+        rebuilt = news20.load_news20(folder)
+    np.testing.assert_array_equal(rebuilt[1], first[1])
+    with monkeypatch.context() as m:  # and the rebuilt cache is used again
+        m.setattr(news20, "read_archive", _not_called)
+        np.testing.assert_array_equal(news20.load_news20(folder)[1],
+                                      first[1])
     # A new archive (new md5) is vectorized again.
     posts = {s: dict(g) for s, g in POSTS.items()}
     posts["train"] = dict(POSTS["train"], **{"sci.space": {
@@ -263,11 +283,23 @@ def test_download_news20_checks_before_moving(tmp_path, small_facts):
 def test_split_indices_are_disjoint():
     ijcnn1 = _dataset_module("ijcnn1")
     for split in ("contiguous", "random"):
-        train, val = ijcnn1.train_val_indices(49990, split, random_state=1)
+        train, val = ijcnn1.train_val_indices(49990, split, seed=1)
         assert (len(train), len(val)) == (35000, 14990)
         assert not np.intersect1d(train, val).size
-    train, val = ijcnn1.train_val_indices(49990)
+    train, val = ijcnn1.train_val_indices(49990, "contiguous")
     assert train[-1] == 34999 and val[0] == 35000
+    # "window", the default: a seeded window of consecutive rows, and no
+    # training row within LAG rows of it (they share lagged values)
+    starts = set()
+    for seed in range(5):
+        train, val = ijcnn1.train_val_indices(49990, seed=seed)
+        assert len(val) == 14990 and (np.diff(val) == 1).all()
+        gap = np.abs(train[:, None] - val[[0, -1]][None, :]).min()
+        assert gap > ijcnn1.LAG and not np.intersect1d(train, val).size
+        assert 35000 - 2 * ijcnn1.LAG <= len(train) <= 35000
+        assert np.union1d(train, val).size + 2 * ijcnn1.LAG >= 49990
+        starts.add(int(val[0]))
+    assert len(starts) > 1  # the seed moves the window
     train, val = _dataset_module("news20").train_val_indices(11314, 3)
     assert (len(train), len(val)) == (5657, 5657)
     assert not np.intersect1d(train, val).size
@@ -293,7 +325,7 @@ def test_real_ijcnn1():
     assert set(np.unique(y)) == {-1, 1} and set(np.unique(y_test)) == {-1, 1}
     assert X.min() >= -1 and X.max() <= 1
     dataset = _dataset_module("ijcnn1").Dataset.get_instance(
-        penalty="feature", split="contiguous", random_state=0,
+        penalty="feature", split="contiguous", random_state=None,
         outer_init=0.0, value_function=True, dtype="float32", device="cpu")
     problem = dataset.get_data()["problem"]
     assert (problem.n_inner, problem.n_outer) == (35000, 14990)

@@ -18,6 +18,7 @@ infinite time, so the median is finite only when more than half of the runs
 reach the target, and the quantiles are censored the same way.
 """
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ RUN_COLUMNS = ("dataset_name", "objective_name", "solver_name", "idx_rep")
 #: The columns that identify one solver configuration on one problem.
 CONFIG_COLUMNS = ("dataset_name", "objective_name", "solver_name")
 #: Metrics that count the solver's work rather than measure its result.
-WORK_METRICS = ("objective_n_iter", "objective_epochs",
+WORK_METRICS = ("objective_n_iter", "objective_work",
                 "objective_oracle_calls")
 #: Targets for metrics in [0, 1] to maximize (the F2SA-Adam report's Table
 #: 1: 0.80 MNIST, 0.72 FashionMNIST; MinimaxOPT's Table 2: 0.90 MNIST).
@@ -161,14 +162,17 @@ def summarize_time_to_target(per_run):
     with ``n_runs``, ``n_reached``, ``median``, ``q25``, ``q75``, ``min``,
     ``max`` of the times to target (not-reached runs count as ``inf``, so
     these are ``inf`` when too few runs reach the target; ``min`` is
-    finite as soon as one run does), ``budget`` (median of the runs' largest
-    time) and ``best`` (median of the runs' best metric value).
+    finite as soon as one run does), ``ci_low`` / ``ci_high`` (the 95 %
+    bootstrap interval of the median, :func:`bootstrap_median`), ``budget``
+    (median of the runs' largest time) and ``best`` (median of the runs'
+    best metric value).
     """
     keys = [c for c in CONFIG_COLUMNS if c in per_run.columns]
     rows = []
     for key, runs in per_run.groupby(keys, sort=True, dropna=False):
         times = np.where(runs["reached"], runs["to_target"], math.inf)
         times = times.astype(float)
+        _, ci_low, ci_high = bootstrap_median(times)
         rows.append({
             **dict(zip(keys, key if isinstance(key, tuple) else (key,))),
             "n_runs": len(runs),
@@ -178,41 +182,86 @@ def summarize_time_to_target(per_run):
             "q75": censored_quantile(times, 0.75),
             "min": float(times.min()),
             "max": float(times.max()),
+            "ci_low": float(ci_low),
+            "ci_high": float(ci_high),
             "budget": float(runs["budget"].median()),
             "best": float(runs["best"].median()),
         })
     columns = keys + ["n_runs", "n_reached", "median", "q25", "q75", "min",
-                      "max", "budget", "best"]
+                      "max", "ci_low", "ci_high", "budget", "best"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def median_curve(df, metric, x="objective_oracle_calls", quantiles=(.2, .8)):
-    """Per solver: the median over repetitions of ``metric`` against ``x``.
+def bootstrap_median(values, level=0.95, n_boot=1000, seed=0):
+    """``(median, low, high)`` of ``values`` (the last axis: the runs; any
+    leading axes are kept), with the ``level`` percentile bootstrap
+    interval of the median over the runs (``n_boot`` resamples with
+    replacement, seeded). ``inf`` (a target not reached) is a value like
+    any other, so that a median is infinite when more than half of the
+    runs did not reach; NaN values are left out."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    n = values.shape[-1]
+    picks = rng.integers(n, size=(n_boot, n))
+    with warnings.catch_warnings():  # (all-NaN slices give NaN)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(values[..., picks], axis=-1)
+        tail = (1 - level) / 2 * 100
+        # (order statistics: an interpolation with an infinite median is
+        # undefined)
+        low, high = np.nanpercentile(medians, [tail, 100 - tail], axis=-1,
+                                     method="inverted_cdf")
+        return np.nanmedian(values, axis=-1), low, high
 
-    Points are matched across repetitions by their ``stop_val`` (the index of
-    the logged point); at each one the median is taken over the repetitions
-    that logged it, for ``x`` and ``metric`` alike. Returns a dict
-    ``{solver_name: DataFrame(x, y, y_low, y_high, n_runs)}`` sorted by
-    ``stop_val``; ``y_low`` / ``y_high`` are the ``quantiles`` of the metric
-    (equal to ``y`` with one repetition). Non-finite metric values (diverged
-    runs) are ignored in the statistics.
+
+def _step_values(xs, ys, grid):
+    """The value of a run at each ``grid`` point: that of its last logged
+    point at or before it (NaN before its first point)."""
+    pos = np.searchsorted(xs, grid, side="right") - 1
+    return np.where(pos >= 0, ys[np.clip(pos, 0, None)], np.nan)
+
+
+def median_curve(df, metric, x="objective_work", level=0.95,
+                 max_points=200):
+    """Per solver: the median over repetitions of ``metric`` against ``x``
+    (``"time"`` or a work counter), with a ``level`` bootstrap interval.
+
+    The runs of a solver are read on a common grid of ``x`` (the values
+    their points were logged at, thinned to ``max_points`` evenly spaced on
+    a log scale), each run holding the value of its last logged point at or
+    before a grid point, so that repetitions whose points fall at
+    different times compare at equal x. Returns ``{solver_name:
+    DataFrame(x, y, y_low, y_high, n_runs)}`` (``y``: the median, ``y_low``
+    / ``y_high``: the interval; ``n_runs``: the runs that reached that x).
+    Diverged runs hold ``inf`` from their blow-up on.
     """
     metric = metric_column(metric)
-    _check_columns(df, [metric, x, "solver_name", "stop_val"])
-    df = df[["solver_name", "stop_val"] + list(dict.fromkeys([x, metric]))]
-    df = df.replace([np.inf, -np.inf], np.nan)
+    _check_columns(df, [metric, x, "solver_name"])
+    keys = _run_columns(df)
     curves = {}
     for solver, sdf in df.groupby("solver_name", sort=True):
-        grouped = sdf.groupby("stop_val", sort=True)
-        low, high = quantiles
-        curve = pd.DataFrame({
-            "x": grouped[x].median(),
-            "y": grouped[metric].median(),
-            "y_low": grouped[metric].quantile(low),
-            "y_high": grouped[metric].quantile(high),
-            "n_runs": grouped[metric].size(),
+        runs = []
+        for _, run in _sorted_runs(sdf).groupby(keys, sort=True):
+            xs = run[x].to_numpy(dtype=float)
+            ys = run[metric].to_numpy(dtype=float)
+            order = np.argsort(xs, kind="stable")
+            runs.append((xs[order], ys[order]))
+        grid = np.unique(np.concatenate([xs for xs, _ in runs]))
+        grid = grid[np.isfinite(grid)]
+        positive = grid[grid > 0]
+        if len(grid) > max_points and len(positive) > 1:
+            log_grid = np.geomspace(positive[0], positive[-1],
+                                    max_points - 1)
+            grid = np.unique(np.concatenate([grid[grid <= 0], positive[
+                np.unique(np.searchsorted(positive, log_grid))
+                .clip(0, len(positive) - 1)]]))
+        values = np.stack([_step_values(xs, ys, grid) for xs, ys in runs],
+                          axis=-1)
+        median, low, high = bootstrap_median(values, level)
+        curves[solver] = pd.DataFrame({
+            "x": grid, "y": median, "y_low": low, "y_high": high,
+            "n_runs": np.sum([grid <= xs[-1] for xs, _ in runs], axis=0),
         })
-        curves[solver] = curve.reset_index(drop=True)
     return curves
 
 

@@ -10,7 +10,7 @@ Usage::
 
 The parquet of a grid run holds one curve per (data set, solver setting,
 repetition); a setting is the parametrized ``solver_name``, e.g.
-``SABA[batch_size=64,eval_freq=16,outer_ratio=1.0,random_state=None,
+``SABA[batch_size=64,outer_ratio=1.0,random_state=None,
 step_size=0.1]``. For each data set and each solver, the tool scores every
 setting on a VALIDATION metric and keeps the best:
 
@@ -18,7 +18,8 @@ setting on a VALIDATION metric and keeps the best:
   run's last logged point, i.e. what the solver delivers at the end of its
   budget; a setting that peaks then degrades or diverges is penalized, as it
   should be for a comparison run with the same budget. ``best``: the best
-  value over the run (early stopping on the validation metric).
+  value over the run (early stopping on the validation metric), except for
+  a run that diverged, which scores worst whatever it reached before.
 - score of a setting: the median over its repetitions; a NaN (a diverged
   run) counts as the worst possible score.
 - direction: ``--maximize`` or ``--minimize``; by default accuracies and F1
@@ -42,6 +43,12 @@ file is written per data set: ``<out stem>_<dataset>.yml`` (``_<n>`` added
 when two data set configurations share a name); ``--dataset NAME`` keeps
 only the data sets of that name. ``--n-repetitions``, ``--max-runs`` and
 ``--timeout`` are copied into the config when given.
+
+Exit codes: 0; 1 when a solver's every setting diverged (a warning on
+stderr; with ``--across-datasets`` that solver is left out of the file);
+2 for a refused request or an unreadable input, with a one-line error.
+Every value is written into the YAML by the YAML library (quoted where it
+must be), and every comment on one line.
 
 ``--across-datasets``: one setting per solver for ALL the data sets of the
 grid (how the solvers' defaults are chosen): a setting's score on a data
@@ -160,12 +167,16 @@ def score_runs(df, metric, maximize, reduce="final"):
     df = df.sort_values(order, kind="stable")
     values = df[metric].astype(float).replace([np.inf, -np.inf], np.nan)
     grouped = values.groupby([df[k] for k in keys], sort=True, dropna=False)
+    final = grouped.apply(lambda v: v.iloc[-1])
     if reduce == "final":
         # The last point of the run, NaN included: a run that diverged at
         # the end scores NaN.
-        scores = grouped.apply(lambda v: v.iloc[-1])
+        scores = final
     else:
-        scores = grouped.max() if maximize else grouped.min()
+        # the best value before the end, unless the run diverged: a setting
+        # that improved and then blew up delivers nothing at its budget
+        best = grouped.max() if maximize else grouped.min()
+        scores = best.where(final.notna())
     return scores.rename("score").reset_index()
 
 
@@ -226,31 +237,40 @@ def select_across(table, maximize):
 
 
 def render_across(dataset_names, chosen, *, source, metric, maximize,
-                  reduce, grid=None, commit=None):
-    """The run config of :func:`select_across`'s choice."""
+                  reduce, grid=None, commit=None, run_options=None,
+                  repetitions=None):
+    """The run config of :func:`select_across`'s choice. A solver every
+    setting of which diverged (no finite worst ratio) is left out, with a
+    warning in the header."""
     direction = "maximized" if maximize else "minimized"
-    lines = ["# Settings for every data set, selected by "
+    lines = ["Settings for every data set, selected by "
              "benchmark_utils.analysis.tuning --across-datasets",
-             f"#   from: {source}"]
+             f"  from: {source}"]
+    if repetitions is not None:
+        lines.append(f"  repetitions per setting in the results: "
+                     f"{repetitions}")
     if grid is not None:
-        lines.append(f"#   grid: {grid}")
+        lines.append(f"  grid: {grid}")
     if commit is not None:
-        lines.append(f"#   commit: {commit}")
-    lines.append(f"#   rule: median over repetitions of the {reduce} value "
+        lines.append(f"  commit: {commit}")
+    lines.append(f"  rule: median over repetitions of the {reduce} value "
                  f"of {metric} ({direction}), divided by the best on each "
                  "data set; the smallest worst ratio over the data sets "
                  "wins.")
+    solvers = []
     for row in chosen.itertuples(index=False):
-        lines.append(f"#   {row.solver}: worst ratio {row.score:.4g}")
-    lines.append("dataset:")
-    for name in dataset_names:
-        lines.append(f'  - "{format_name(*split_name(name))}"')
-    lines.append("solver:")
-    for row in chosen.itertuples(index=False):
-        lines.append(f'  - "{format_name(*split_name(row.solver_name))}"')
-    text = "\n".join(lines) + "\n"
-    yaml.safe_load(text)
-    return text
+        if not math.isfinite(row.score):
+            lines.append(f"  WARNING: every {row.solver} setting diverged "
+                         "on at least one data set: none written")
+            continue
+        lines.append(f"  {row.solver}: worst ratio {row.score:.4g}")
+        solvers.append(format_name(*split_name(row.solver_name)))
+    config = {key: value for key, value in (run_options or {}).items()
+              if value is not None}
+    config["dataset"] = [format_name(*split_name(name))
+                         for name in dataset_names]
+    config["solver"] = solvers
+    return _config_text(lines, config)
 
 
 # Writing the config
@@ -259,45 +279,55 @@ def _safe(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "dataset"
 
 
+def _comment(text):
+    """``text`` on one line, so that no value can leave its comment."""
+    return " ".join(str(text).split())
+
+
+def _config_text(comments, config):
+    """Comment lines, then ``config`` written by the YAML library (which
+    quotes every value that needs it), checked to read back the same."""
+    text = "\n".join("# " + _comment(line) for line in comments) + "\n" \
+        + yaml.safe_dump(config, sort_keys=False, width=1000)
+    if yaml.safe_load(text) != config:
+        raise TuningError("the run config does not read back as written")
+    return text
+
+
 def render_config(dataset_name, best, table, *, source, metric, maximize,
-                  reduce, run_options=None, grid=None, commit=None):
+                  reduce, run_options=None, grid=None, commit=None,
+                  repetitions=None):
     """The text of a run config with the best setting of each solver."""
     direction = "maximized" if maximize else "minimized"
-    lines = [
-        "# Best parameters selected by benchmark_utils.analysis.tuning",
-        f"#   from: {source}",
-    ]
+    lines = ["Best parameters selected by benchmark_utils.analysis.tuning",
+             f"  from: {source}"]
+    if repetitions is not None:
+        lines.append(f"  repetitions per setting in the results: "
+                     f"{repetitions}")
     if grid is not None:
-        lines.append(f"#   grid: {grid}")
+        lines.append(f"  grid: {grid}")
     if commit is not None:
-        lines.append(f"#   commit: {commit}")
+        lines.append(f"  commit: {commit}")
     lines += [
-        f"#   rule: median over repetitions of the {reduce} value of "
+        f"  rule: median over repetitions of the {reduce} value of "
         f"{metric} ({direction}); a diverged run scores worst.",
-        f"#   dataset: {dataset_name}",
+        f"  dataset: {dataset_name}",
     ]
     for row in best.itertuples(index=False):
         candidates = table[(table["dataset_name"] == dataset_name)
                            & (table["solver"] == row.solver)]
-        lines.append(f"#   {row.solver}: score {row.score:.6g} over "
+        lines.append(f"  {row.solver}: score {row.score:.6g} over "
                      f"{row.n_runs} run(s), best of {len(candidates)} "
                      "setting(s)")
         if not math.isfinite(row.score):
-            lines.append(f"#     WARNING: every {row.solver} setting "
+            lines.append(f"    WARNING: every {row.solver} setting "
                          "diverged or has no finite score")
-    for key, value in (run_options or {}).items():
-        if value is not None:
-            lines.append(f"{key}: {value}")
-    lines.append("dataset:")
-    base, params = split_name(dataset_name)
-    lines.append(f'  - "{format_name(base, params)}"')
-    lines.append("solver:")
-    for row in best.itertuples(index=False):
-        base, params = split_name(row.solver_name)
-        lines.append(f'  - "{format_name(base, params)}"')
-    text = "\n".join(lines) + "\n"
-    yaml.safe_load(text)  # the file must be valid YAML
-    return text
+    config = {key: value for key, value in (run_options or {}).items()
+              if value is not None}
+    config["dataset"] = [format_name(*split_name(dataset_name))]
+    config["solver"] = [format_name(*split_name(row.solver_name))
+                        for row in best.itertuples(index=False)]
+    return _config_text(lines, config)
 
 
 def output_paths(out, dataset_names):
@@ -318,10 +348,35 @@ def output_paths(out, dataset_names):
 
 
 def grid_description(path):
-    """``'<path> (timeout T s, R repetition(s))'`` of a grid run config."""
-    config = yaml.safe_load(Path(path).read_text()) or {}
-    return (f"{path} (timeout {config.get('timeout', '?')} s, "
-            f"{config.get('n-repetitions', '?')} repetition(s))")
+    """``'<path> (timeout T s)'`` of a grid run config (the repetitions
+    are read from the results, which may hold more than the config
+    asked)."""
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise TuningError(f"cannot read the grid config {path}: "
+                          f"{_comment(error)}") from None
+    return f"{path} (timeout {config.get('timeout', '?')} s)"
+
+
+def read_table(path):
+    """The result table of a parquet file, or a one-line error naming
+    it."""
+    from benchopt.results import read_results
+    path = Path(path)
+    if not path.is_file():
+        raise TuningError(f"no result file {path}")
+    try:
+        df = read_results(str(path))
+    except Exception as error:  # pyarrow, pandas, benchopt: any reader
+        raise TuningError(f"cannot read the result file {path} as a "
+                          f"benchopt parquet table ({type(error).__name__}:"
+                          f" {_comment(error)[:200]})") from None
+    missing = {"solver_name", "dataset_name"} - set(df.columns)
+    if missing:
+        raise TuningError(f"{path} is not a benchopt result table (no "
+                          f"column {', '.join(sorted(missing))})")
+    return df
 
 
 def current_commit():
@@ -356,11 +411,13 @@ def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
         raise TuningError("the result table is empty")
     best, table = select_best(df, metric, maximize, reduce)
     dataset_names = sorted(best["dataset_name"].unique())
+    repetitions = (int(df["idx_rep"].nunique()) if "idx_rep" in df
+                   else None)
     if across:
         text = render_across(
             dataset_names, select_across(table, maximize), source=source,
             metric=metric, maximize=maximize, reduce=reduce, grid=grid,
-            commit=commit)
+            commit=commit, run_options=run_options, repetitions=repetitions)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
         return {name: Path(out) for name in dataset_names}
@@ -369,7 +426,8 @@ def tune(df, metric, out, *, maximize=None, reduce="final", dataset=None,
         text = render_config(
             name, best[best["dataset_name"] == name], table, source=source,
             metric=metric, maximize=maximize, reduce=reduce,
-            run_options=run_options, grid=grid, commit=commit)
+            run_options=run_options, grid=grid, commit=commit,
+            repetitions=repetitions)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return paths
@@ -407,17 +465,23 @@ def _parser():
                              "best score)")
     parser.add_argument("--dataset", default=None,
                         help="keep only the data sets of this name")
-    parser.add_argument("--n-repetitions", type=int, default=None)
-    parser.add_argument("--max-runs", type=int, default=None)
-    parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("--n-repetitions", type=int, default=None,
+                        help="written into the config(s)")
+    parser.add_argument("--max-runs", type=int, default=None,
+                        help="written into the config(s)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="written into the config(s)")
+    parser.add_argument("--commit", default=None,
+                        help="the commit that ran the grid, recorded in "
+                             "the header (default: the checkout's when "
+                             "this command runs)")
     return parser
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    from benchopt.results import read_results
     try:
-        df = read_results(args.parquet)
+        df = read_table(args.parquet)
         run_options = {"n-repetitions": args.n_repetitions,
                        "max-runs": args.max_runs, "timeout": args.timeout}
         paths = tune(df, args.metric, args.out, maximize=args.maximize,
@@ -425,19 +489,22 @@ def main(argv=None):
                      source=str(args.parquet), run_options=run_options,
                      grid=(grid_description(args.grid) if args.grid
                            else None),
-                     commit=current_commit(),
+                     commit=args.commit or current_commit(),
                      across=args.across_datasets)
     except (TuningError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for name, path in paths.items():
-        print(f"{name}\n  -> {path}")
+    warned = False
+    for path in dict.fromkeys(paths.values()):
+        print(f"wrote {path}")
         # the header's warnings (every setting of a solver diverged) must
-        # not wait for someone to open the file
+        # not wait for someone to open the file, nor let a script go on
         for line in Path(path).read_text().splitlines():
             if "WARNING" in line:
-                print(line.lstrip("# "), file=sys.stderr)
-    return 0
+                warned = True
+                print("warning: " + line.lstrip("# ").removeprefix(
+                    "WARNING: "), file=sys.stderr)
+    return 1 if warned else 0
 
 
 if __name__ == "__main__":

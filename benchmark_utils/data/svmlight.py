@@ -3,11 +3,15 @@
 ijcnn1 lives in ``data_folder("ijcnn1")`` under LIBSVM's (and libsvmdata's)
 file names: ``ijcnn1.bz2`` (49990 training samples: LIBSVM's ijcnn1.tr then
 ijcnn1.val) and ``ijcnn1.t.bz2`` (91701 test samples); 22 features already
-scaled to [-1, 1]; labels -1 / +1, both present. The loader and the
-download check refuse a file that differs from these facts
-(:class:`DataContentError` naming the file): a changed label would otherwise
-load as another problem (a label 3 made a 3-class problem) or be blamed
-later on a split (``y_val``, ``y_test``) instead of the file.
+scaled to [-1, 1] on the training rows (the test file reaches 1.32);
+labels -1 / +1, both present. The loader and the download check refuse a
+file that differs from these facts (:class:`DataContentError` naming the
+file): a changed label would otherwise load as another problem (a label 3
+made a 3-class problem) or be blamed later on a split (``y_val``,
+``y_test``) instead of the file; a nan, inf or huge feature
+(outside :data:`IJCNN1_RANGE`) would give nan losses that look like a solver's
+divergence. Loading then checks each file's md5 (:data:`IJCNN1_MD5`,
+:func:`benchmark_utils.data.identity.check_known_file`).
 """
 import bz2
 import gzip
@@ -16,13 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark_utils.data.features import check_features
 from benchmark_utils.data.files import (
     DataContentError,
     DataFileError,
     data_folder,
     download,
+    how_to_download_again,
     require_file,
 )
+from benchmark_utils.data.identity import check_known_file
 
 IJCNN1_KEY = "ijcnn1"
 IJCNN1_FILES = {"train": "ijcnn1.bz2", "test": "ijcnn1.t.bz2"}
@@ -32,6 +39,9 @@ IJCNN1_LABELS = (-1.0, 1.0)
 #: md5 of the files as LIBSVM publishes them.
 IJCNN1_MD5 = {"train": "ccb639c7cca405cd3c88b97a8555c8a9",
               "test": "66433ab8089acee9e56dc61ac89a2fe2"}
+#: Features accepted: LIBSVM scaled them to [-1, 1] on the training rows;
+#: the test file reaches -1.32 and 1.31 (measured on both files).
+IJCNN1_RANGE = (-1.5, 1.5)
 LIBSVM_URL = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary/"
 
 
@@ -91,6 +101,12 @@ def check_ijcnn1(X, y, split, where):
             f"{where} holds {X.shape[0]} rows x {X.shape[1]} features, "
             f"expected {IJCNN1_SHAPES[split][0]} x "
             f"{IJCNN1_SHAPES[split][1]} (ijcnn1 {split} file).")
+    not_finite = np.flatnonzero(~np.isfinite(y))
+    if not_finite.size:
+        raise DataContentError(
+            f"{where} holds label {y[not_finite[0]]!r} on line "
+            f"{not_finite[0] + 1} of {len(y)}, expected exactly "
+            f"{_labels(IJCNN1_LABELS)}.")
     found = np.unique(y)
     expected = np.array(IJCNN1_LABELS)
     foreign = np.setdiff1d(found, expected)
@@ -110,8 +126,10 @@ def check_ijcnn1(X, y, split, where):
 def _check_ijcnn1(split, url, dest):
     def check(path):
         X, y = read_svmlight(path, n_features=IJCNN1_SHAPES[split][1])
-        check_ijcnn1(X, y, split, f"The file downloaded from {url} for "
-                     f"'{dest.name}' in folder '{dest.parent}'")
+        where = (f"The file downloaded from {url} for '{dest.name}' in "
+                 f"folder '{dest.parent}'")
+        check_ijcnn1(X, y, split, where)
+        check_features(X, where, bounds=IJCNN1_RANGE, row_name="line")
     return check
 
 
@@ -140,13 +158,21 @@ def ijcnn1_files():
 def load_ijcnn1(folder=None):
     """``(X_train, y_train, X_test, y_test)`` of ijcnn1 (scipy CSR, labels
     -1 / +1); a missing file raises a DataFileError saying how to get it, a
-    file that differs from the known facts (:func:`check_ijcnn1`) a
-    DataContentError naming it."""
+    file that differs from the known facts (:func:`check_ijcnn1`, finite
+    features in :data:`IJCNN1_RANGE`) or from LIBSVM's md5 a
+    DataContentError naming it (module docstring)."""
     folder = Path(folder) if folder is not None else data_folder(IJCNN1_KEY)
     out = []
     for split, name in IJCNN1_FILES.items():
         path = require_file(folder, name, IJCNN1_KEY)
         X, y = read_svmlight(path, n_features=IJCNN1_SHAPES[split][1])
         check_ijcnn1(X, y, split, _in_folder(path))
+        check_features(X, _in_folder(path), bounds=IJCNN1_RANGE,
+                       row_name="line")
+        check_known_file(
+            path, {IJCNN1_MD5[split]: f"LIBSVM's {name}"},
+            foreign={md5: f"LIBSVM's {IJCNN1_FILES[other]}"
+                     for other, md5 in IJCNN1_MD5.items() if other != split},
+            how_to_get=how_to_download_again(IJCNN1_KEY))
         out += [X, y]
     return tuple(out)

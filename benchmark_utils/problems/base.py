@@ -14,7 +14,7 @@ any oracle with a closed form (the autograd versions of
 import torch
 
 from benchmark_utils.problems import autograd
-from benchmark_utils.problems.implicit import power_iteration
+from benchmark_utils.problems.implicit import power_iteration, solve_inner
 
 
 class BilevelProblem:
@@ -31,13 +31,6 @@ class BilevelProblem:
     #: hyper-cleaning and regularization selection): grad_x f is then zero
     #: without any computation, and memory methods store nothing for it.
     outer_depends_on_x = True
-    #: Set by a solver with ``compile=True``: minibatch oracles run through
-    #: compiled kernels where the problem has them
-    #: (:mod:`benchmark_utils.problems.compiled`); others ignore it.
-    compiled = False
-    #: True when the minibatch oracles can be traced into a solver's
-    #: compiled iteration (benchmark_utils/solver/compiled_step.py).
-    traceable = False
 
     def __init__(self, n_inner, n_outer, inner_var0, outer_var0):
         for name, n in (("n_inner", n_inner), ("n_outer", n_outer)):
@@ -94,6 +87,21 @@ class BilevelProblem:
     def metrics(self, inner_var, outer_var):
         """Task metrics (test accuracy, ...) as a dict of floats."""
         return {}
+
+    def inner_solution(self, outer_var, warm_start=None):
+        """y*(x), the exact inner solution, for the objective's h(x) =
+        f(x, y*(x)) and the metrics at y*(x).
+
+        Default: full-batch Newton-CG (:func:`~benchmark_utils.problems.
+        implicit.solve_inner`) from ``warm_start`` (default: the start), to
+        a gradient norm of 1e-4 (float32, whose rounding floors it near
+        1e-5 on the real data sets) or 1e-8 (float64) relative to the
+        start's. The error it leaves on h is about ||grad_y f|| times that
+        norm over the strong convexity constant, far below what the metric
+        needs. A problem with a closed form overrides it.
+        """
+        tol = 1e-4 if self.dtype == torch.float32 else 1e-8
+        return solve_inner(self, outer_var, inner_var=warm_start, tol=tol)[0]
 
     def outer_support(self, idx, which="inner"):
         """Outer coordinates where the x-derivatives of g (``which="inner"``)

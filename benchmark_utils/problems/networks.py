@@ -1,20 +1,15 @@
 """Data hyper-cleaning with a neural network as the inner model.
 
-The problem of :mod:`~benchmark_utils.problems.hyper_cleaning` with the
-linear classifier replaced by a network ``phi(y; a)`` (logits of image
-``a`` under the parameters ``y``):
+The problem of :mod:`~benchmark_utils.problems.cleaning` (its outer
+variable, scale, start, preprocessing and metrics) with a network
+``phi(y; a)`` as the classifier (logits of image ``a`` under the
+parameters ``y``):
 
     g(x, y) = mean_{i in batch} sigmoid(s x_i) CE(phi(y; a_i), b_i)
               + reg/2 ||y||^2
     f(x, y) = mean_{j in validation} CE(phi(y; a_j), b_j)
 
-Outer variable ``x``, its scale ``s`` (``outer_scale``, default
-sqrt(n_train)), its start (logits s x_i = ``outer_init``), the
-preprocessing (features standardized with the training split's statistics,
-labels corrupted by :func:`~benchmark_utils.problems.hyper_cleaning.
-corrupt_labels`) and the metrics (validation and test accuracy, cleaning F1,
-optionally the value function) are those of the linear problem; only y
-and phi change. Networks (:func:`make_network`):
+Networks (:func:`make_network`):
 
 - ``"mlp"``: one hidden layer, ``a -> act(a W1 + b1) W2 + b2`` with
   ``hidden`` units, ``act`` ReLU or the identity (``activation``). The
@@ -108,30 +103,15 @@ import numpy as np
 import torch
 from torch.func import functional_call, jvp
 
-from benchmark_utils.batches import add_at, take
-from benchmark_utils.problems import compiled
-from benchmark_utils.problems.base import BilevelProblem
-from benchmark_utils.problems.hyper_cleaning import (
-    check_labels,
-    cleaning_f1,
-    cleaning_setup,
-    corrupt_labels,
-    standardize,
-)
-from benchmark_utils.problems.implicit import power_iteration, solve_inner
+from benchmark_utils.batches import take
+from benchmark_utils.data.cleaning import check_classes
+from benchmark_utils.problems.cleaning import CleaningProblem
+from benchmark_utils.problems.implicit import power_iteration
 from benchmark_utils.validation import (
     check_choice,
-    check_device,
-    check_dtype,
-    check_finite,
-    check_interval,
-    check_positive,
     check_positive_int,
 )
 
-#: Accepted values of the ``model`` parameter of the hyper-cleaning data
-#: sets ("linear": the closed-form problem of ``hyper_cleaning``).
-MODELS = ("linear", "mlp", "cnn")
 NETWORKS = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "identity")
 
@@ -219,29 +199,6 @@ def init_parameters(module, init_seed):
     return torch.cat(blocks)
 
 
-class _Split:
-    """Inputs shaped for the network, integer labels."""
-
-    def __init__(self, X, labels, input_shape, dtype, device):
-        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor)
-                            else X)
-        if X.ndim != 2:
-            raise ValueError(f"features must be a 2-D matrix, got shape "
-                             f"{tuple(X.shape)}.")
-        self.A = X.to(dtype=dtype, device=device).reshape(
-            len(X), *input_shape).contiguous()
-        self.labels = torch.as_tensor(np.array(labels)).to(
-            dtype=torch.int64, device=device).reshape(-1)
-        if len(self.labels) != len(self.A):
-            raise ValueError(f"{len(self.A)} feature rows but "
-                             f"{len(self.labels)} labels.")
-
-    def rows(self, idx):
-        if idx is None:
-            return self.A, self.labels
-        return take(self.A, idx), take(self.labels, idx)
-
-
 def _accumulate(total, term):
     """``total + term``, in place after the first term (``total`` None)."""
     return term if total is None else total.add_(term)
@@ -258,7 +215,7 @@ def _chunks(n, chunk_size):
             for start in range(0, n, chunk_size)]
 
 
-class NetworkProblem(BilevelProblem):
+class NetworkProblem(CleaningProblem):
     """Data hyper-cleaning with a network (see the module docstring).
 
     Parameters
@@ -267,66 +224,42 @@ class NetworkProblem(BilevelProblem):
         ``(batch, *module.input_shape)`` to logits ``(batch, n_classes)``
         (from :func:`make_network`); its own parameter values are not used,
         only their names and shapes.
-    X_train, y_train, X_val, y_val, X_test, y_test, n_classes,
-    corruption_mask, outer_init, outer_scale : as for
-        :class:`~benchmark_utils.problems.hyper_cleaning.
-        HyperCleaningProblem` (features are flat rows, reshaped to the
-        module's input shape).
-    reg : float > 0, the ridge (reg / 2) ||y||^2 on all parameters.
     init_seed : int, seed of the initialization.
-    value_function : bool, report ``value_function`` in ``metrics``.
+    value_function : bool, report ``value_function`` in ``metrics``
+        (default False).
     chunk_size : int, the largest number of samples processed at once.
-    dtype, device : of the variables and the data.
+    The others : those of :class:`~benchmark_utils.problems.cleaning.
+        CleaningProblem` (features are flat rows, reshaped to the module's
+        input shape; ``reg`` is the ridge on all parameters).
     """
 
     strongly_convex = False
-    outer_depends_on_x = False
 
     def __init__(self, module, X_train, y_train, X_val, y_val, X_test=None,
-                 y_test=None, reg=0.4, n_classes=None, corruption_mask=None,
-                 outer_init=-2.0, outer_scale=None, init_seed=0,
-                 value_function=False, chunk_size=2048,
-                 dtype=torch.float32, device="cpu"):
-        check_positive(reg, "reg")
-        outer_init = check_finite(outer_init, "outer_init")
-        init_seed = check_positive_int(init_seed, "init_seed",
-                                       allow_zero=True)
+                 y_test=None, init_seed=0, value_function=False,
+                 chunk_size=2048, **kwargs):
+        self.init_seed = check_positive_int(init_seed, "init_seed",
+                                            allow_zero=True)
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
-        device, dtype = check_device(device), check_dtype(dtype)
         self.module = module
-        shape = tuple(module.input_shape)
-        splits = dict(train=(X_train, y_train), val=(X_val, y_val))
-        if X_test is not None:
-            splits["test"] = (X_test, y_test)
-        n_in = math.prod(shape)
-        for name, (X, _) in splits.items():
-            if np.shape(X)[1:] != (n_in,):
-                raise ValueError(f"X_{name} must have {n_in} features (the "
-                                 f"network's input), got shape "
-                                 f"{tuple(np.shape(X))}.")
-        self.splits = {name: _Split(X, y, shape, dtype, device)
-                       for name, (X, y) in splits.items()}
-        self.n_classes = check_labels(
-            [split.labels for split in self.splits.values()], n_classes)
-        self.reg = float(reg)
-        n_train = len(self.splits["train"].labels)
-        self.corruption_mask, self.outer_scale = cleaning_setup(
-            n_train, corruption_mask, outer_scale, device)
-        self.with_value_function = bool(value_function)
         params = list(module.named_parameters())
         self._names = [name for name, _ in params]
         self._shapes = [tuple(p.shape) for _, p in params]
         self._sizes = [p.numel() for _, p in params]
-        super().__init__(
-            n_train, len(self.splits["val"].labels),
-            inner_var0=init_parameters(module, init_seed).to(
-                dtype=dtype, device=device),
-            outer_var0=torch.full((n_train,),
-                                  float(outer_init) / self.outer_scale,
-                                  dtype=dtype, device=device),
-        )
-        # at construction, so that no solver's timed run pays for it
-        self.inner_hessian_bound()
+        super().__init__(X_train, y_train, X_val, y_val, X_test, y_test,
+                         value_function=value_function, **kwargs)
+
+    def _inputs(self, X, split_name):
+        shape = tuple(self.module.input_shape)
+        if X.shape[1] != math.prod(shape):
+            raise ValueError(f"X_{split_name} must have {math.prod(shape)} "
+                             f"features (the network's input), got shape "
+                             f"{tuple(X.shape)}.")
+        return X.reshape(len(X), *shape).contiguous()
+
+    def _inner_start(self, dtype, device):
+        return init_parameters(self.module, self.init_seed).to(
+            dtype=dtype, device=device)
 
     # -- the network ------------------------------------------------------
     def parameters_of(self, inner_var):
@@ -356,15 +289,6 @@ class NetworkProblem(BilevelProblem):
             return [(A, labels, s, (0, n))], n
         return [(A.narrow(0, *c), labels.narrow(0, *c), s.narrow(0, *c), c)
                 for c in _chunks(n, self.chunk_size)], n
-
-    def _x_direction(self, outer_var, idx, values, s, n):
-        """The dense x-vector s_c * values_i * sig_i (1 - sig_i) / n at the
-        batch's coordinates (summed over repeated indices)."""
-        values = values * torch.addcmul(s, s, s, value=-1) \
-            * (self.outer_scale / n)
-        if idx is None:
-            return values
-        return add_at(torch.zeros_like(outer_var), idx, values)
 
     # -- losses -------------------------------------------------------------
     def inner(self, inner_var, outer_var, idx=None):
@@ -399,7 +323,7 @@ class NetworkProblem(BilevelProblem):
                 ce_all.append(ce.detach())
         return (grad_y.add_(inner_var, alpha=self.reg),
                 self._x_direction(outer_var, idx, _cat(ce_all),
-                                  _cat([c[2] for c in chunks]), n))
+                                  _cat([c[2] for c in chunks])))
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
         chunks, n = self._train_chunks(outer_var, idx)
@@ -416,7 +340,7 @@ class NetworkProblem(BilevelProblem):
             ce = _cat([self._losses(inner_var, A, lab)
                        for A, lab, _, _ in chunks])
         return self._x_direction(outer_var, idx, ce,
-                                 _cat([c[2] for c in chunks]), n)
+                                 _cat([c[2] for c in chunks]))
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
         A, labels = self.splits["val"].rows(idx)
@@ -452,7 +376,7 @@ class NetworkProblem(BilevelProblem):
         dce = _cat([jvp(lambda p: self._losses(p, A, lab), (y,), (v,))[1]
                     for A, lab, _, _ in chunks])
         return self._x_direction(outer_var, idx, dce,
-                                 _cat([c[2] for c in chunks]), n)
+                                 _cat([c[2] for c in chunks]))
 
     def inner_oracles(self, inner_var, outer_var, v, idx=None):
         """(grad_y g, H v, J v): one forward, one backward kept as a graph
@@ -474,7 +398,7 @@ class NetworkProblem(BilevelProblem):
         return (grad_y.add_(inner_var, alpha=self.reg),
                 hv.add_(v, alpha=self.reg),
                 self._x_direction(outer_var, idx, _cat(dce),
-                                  _cat([c[2] for c in chunks]), n))
+                                  _cat([c[2] for c in chunks])))
 
     def inner_hessian_bound(self):
         """A bound on |eigenvalues| of H along a run: 2x the largest
@@ -500,12 +424,6 @@ class NetworkProblem(BilevelProblem):
             self._hessian_bound = 2.0 * abs(value)
         return self._hessian_bound
 
-    def outer_support(self, idx, which="inner"):
-        # x_i weighs training sample i in g only
-        if which == "outer" or idx is None:
-            return super().outer_support(idx, which)
-        return idx
-
     # -- metrics ------------------------------------------------------------
     def predict(self, inner_var, split_name):
         A = self.splits[split_name].A
@@ -513,44 +431,6 @@ class NetworkProblem(BilevelProblem):
             return torch.cat([self.logits(inner_var, A.narrow(0, *c))
                               .argmax(dim=1)
                               for c in _chunks(len(A), self.chunk_size)])
-
-    def accuracy(self, inner_var, split_name):
-        """Fraction of correctly classified samples; for ``"train"``
-        against the corrupted labels."""
-        pred = self.predict(inner_var, split_name)
-        return float((pred == self.splits[split_name].labels).double()
-                     .mean())
-
-    def flagged(self, outer_var):
-        """Samples flagged as corrupted: weight sigmoid(s x_i) < 0.5."""
-        return outer_var < 0
-
-    def value_function(self, outer_var, inner_var=None, tol=None,
-                       max_iter=50):
-        """f(x, y*) at the stationary point y* of g(x, .) that Newton-CG
-        (:func:`~benchmark_utils.problems.implicit.solve_inner`) reaches
-        from ``inner_var`` (default: the start): g has many stationary
-        points, so h is the one of the solver's current basin, not a
-        global minimum. Returns ``(h, ||grad_y g(x, y*)||)``. Default
-        ``tol``: 1e-4 in float32, 1e-8 in float64 (as the linear
-        problem)."""
-        if tol is None:
-            tol = 1e-4 if self.dtype == torch.float32 else 1e-8
-        y_star, gnorm = solve_inner(self, outer_var, inner_var=inner_var,
-                                    tol=tol, max_iter=max_iter)
-        return float(self.outer(y_star, outer_var)), gnorm
-
-    def metrics(self, inner_var, outer_var):
-        out = dict(val_accuracy=self.accuracy(inner_var, "val"))
-        if "test" in self.splits:
-            out["test_accuracy"] = self.accuracy(inner_var, "test")
-        if self.corruption_mask is not None:
-            out["cleaning_f1"] = cleaning_f1(self.flagged(outer_var),
-                                             self.corruption_mask)
-        if self.with_value_function:
-            out["value_function"] = self.value_function(outer_var,
-                                                        inner_var)[0]
-        return out
 
 
 class MLPProblem(NetworkProblem):
@@ -579,13 +459,11 @@ class MLPProblem(NetworkProblem):
     ``inner_oracles`` (a W1, a V1, a^T G1, a^T dG1) are the minimum (SOBA
     then needs 6 products where one plain torch.nn forward + backward pass
     needs 2): SOBA's iteration measured 3.4-3.5x that pass eagerly and
-    2.8x as a compiled iteration (``compile=True``;
+    2.8x with ``compile=True`` (
     ``benchmarks/network_throughput.py``, float32, one thread, a shared
     2-core machine), against 5.4x with the double backward of the parent
     class.
     """
-
-    traceable = True
 
     def __init__(self, module, *args, **kwargs):
         if not isinstance(module, MLP):
@@ -626,56 +504,38 @@ class MLPProblem(NetworkProblem):
             return G
         return torch.ops.aten.threshold_backward(G, u, 0)
 
-    @staticmethod
-    def _write(out, base, reg, first, m1, m2):
-        """out (+)= m1 @ m2 (+ reg base on the first chunk)."""
-        if not first:
-            return out.addmm_(m1, m2)
-        torch.mm(m1, m2, out=out)
-        # (addmm's beta costs a pass more than this in-place add)
-        return out if base is None else out.add_(base, alpha=reg)
+    def _backward(self, total, base, A, u, G1, G2, extra=None):
+        """The gradient blocks (a^T G1, sum G1, u^T G2 [+ extra], sum G2)
+        of a chunk as one flat vector in y's layout, plus reg ``base`` (if
+        not None) on the first chunk (``total`` None), else plus
+        ``total``, the sum over the previous chunks.
 
-    @staticmethod
-    def _write_sum(out, base, reg, first, G):
-        if not first:
-            return out.add_(G.sum(dim=0))
-        if base is None:
-            return torch.sum(G, dim=0, out=out)
-        return torch.add(G.sum(dim=0), base, alpha=reg, out=out)
-
-    def _backward_into(self, out, base, first, A, u, G1, G2, extra=None):
-        """Write the gradient blocks (a^T G1, sum G1, u^T G2 [+ extra],
-        sum G2) [+ reg base] of a chunk into the flat ``out``."""
-        if compiled.tracing():
-            return self._backward_traced(out, base, first, A, u, G1, G2,
-                                         extra)
-        oW1, ob1, oW2, ob2 = self._blocks(out)
-        bW1, bb1, bW2, bb2 = (None,) * 4 if base is None \
-            else self._blocks(base)
-        self._write(oW1, bW1, self.reg, first, A.T, G1)
-        self._write_sum(ob1, bb1, self.reg, first, G1)
-        self._write(oW2, bW2, self.reg, first, u.T, G2)
+        The blocks are computed apart, then concatenated, so that inductor
+        (``compile=True``) writes each product straight into its part of
+        the concatenation and fuses the ridge term and the solver's update
+        into one pass over it; products written into views of a
+        preallocated output became masked scatters over all of y once
+        traced, one per block (1.5 ms per SOBA iteration on the 784-300-10
+        MLP, more than its six products). Eagerly the concatenation costs
+        one copy of y per gradient (docs/SPEED.md)."""
+        if total is None:
+            blocks = [torch.mm(A.T, G1).view(-1), G1.sum(dim=0),
+                      torch.mm(u.T, G2).view(-1), G2.sum(dim=0)]
+            if base is not None:
+                # (addmm's beta costs a pass more than this in-place add;
+                # on the flattened products, not on the products
+                # themselves: inductor's fusion of mm + add into addmm
+                # drops the add's alpha, torch 2.13)
+                for block, term in zip(blocks, base.split(self._sizes)):
+                    block.add_(term, alpha=self.reg)
+        else:
+            tW1, tb1, tW2, tb2 = self._blocks(total)
+            blocks = [torch.addmm(tW1, A.T, G1).view(-1), tb1 + G1.sum(dim=0),
+                      torch.addmm(tW2, u.T, G2).view(-1),
+                      tb2 + G2.sum(dim=0)]
         if extra is not None:
-            oW2.addmm_(*extra)
-        self._write_sum(ob2, bb2, self.reg, first, G2)
-
-    def _backward_traced(self, out, base, first, A, u, G1, G2, extra):
-        """:meth:`_backward_into` for a compiled iteration: the blocks
-        concatenated, then written whole. Traced, writes into views of
-        ``out`` become masked scatters over all of y, one per block (an
-        iteration then ran 1.5 ms of such kernels, more than its six
-        products); a concatenation of products is one buffer the products
-        are written into, and the ridge term and the solver's update fuse
-        into one pass over it."""
-        gW2 = torch.mm(u.T, G2)
-        if extra is not None:
-            gW2.addmm_(*extra)
-        flat = torch.cat([torch.mm(A.T, G1).flatten(), G1.sum(dim=0),
-                          gW2.flatten(), G2.sum(dim=0)])
-        if not first:
-            return out.add_(flat)
-        return out.copy_(flat if base is None
-                         else flat.add_(base, alpha=self.reg))
+            blocks[2].view(self._shapes[2]).addmm_(*extra)
+        return torch.cat(blocks)
 
     def _residual(self, Z2, Y):
         P = torch.softmax(Z2, dim=1)
@@ -683,47 +543,47 @@ class MLPProblem(NetworkProblem):
 
     def grad_inner_y(self, inner_var, outer_var, idx=None):
         chunks, n = self._train_chunks(outer_var, idx)
-        out = torch.empty_like(inner_var)
+        out = None
         W2 = self._blocks(inner_var)[2]
         Y = self._onehot("train", idx)
-        for k, (A, _, s, c) in enumerate(chunks):
+        for A, _, s, c in chunks:
             u, Z2 = self._forward(inner_var, A)
             G2 = self._residual(Z2, Y.narrow(0, *c))[1].mul_(
                 (s / n)[:, None])
             G1 = self._mask(torch.mm(G2, W2.T), u)
-            self._backward_into(out, inner_var, k == 0, A, u, G1, G2)
+            out = self._backward(out, inner_var, A, u, G1, G2)
         return out
 
     def grad_outer_y(self, inner_var, outer_var, idx=None):
         A_all = self.splits["val"].rows(idx)[0]
         Y_all = self._onehot("val", idx)
         n = A_all.shape[0]
-        out = torch.empty_like(inner_var)
+        out = None
         W2 = self._blocks(inner_var)[2]
-        for k, c in enumerate(_chunks(n, self.chunk_size)):
+        for c in _chunks(n, self.chunk_size):
             A = A_all.narrow(0, *c)
             u, Z2 = self._forward(inner_var, A)
             G2 = self._residual(Z2, Y_all.narrow(0, *c))[1].mul_(1.0 / n)
             G1 = self._mask(torch.mm(G2, W2.T), u)
-            self._backward_into(out, None, k == 0, A, u, G1, G2)
+            out = self._backward(out, None, A, u, G1, G2)
         return out
 
     def grad_inner(self, inner_var, outer_var, idx=None):
         chunks, n = self._train_chunks(outer_var, idx)
-        out = torch.empty_like(inner_var)
+        out = None
         W2 = self._blocks(inner_var)[2]
         ce_all = []
         Y = self._onehot("train", idx)
-        for k, (A, lab, s, c) in enumerate(chunks):
+        for A, lab, s, c in chunks:
             u, Z2 = self._forward(inner_var, A)
             logp = torch.log_softmax(Z2, dim=1)
             ce_all.append(-logp.gather(1, lab[:, None])[:, 0])
             G2 = (logp.exp_() - Y.narrow(0, *c)).mul_(
                 (s / n)[:, None])
             G1 = self._mask(torch.mm(G2, W2.T), u)
-            self._backward_into(out, inner_var, k == 0, A, u, G1, G2)
+            out = self._backward(out, inner_var, A, u, G1, G2)
         return out, self._x_direction(outer_var, idx, _cat(ce_all),
-                                      _cat([c[2] for c in chunks]), n)
+                                      _cat([c[2] for c in chunks]))
 
     def _tangent(self, v, A, u, W2):
         """(du, dZ2) along the direction v."""
@@ -736,11 +596,10 @@ class MLPProblem(NetworkProblem):
         chunks, n = self._train_chunks(outer_var, idx)
         W2 = self._blocks(inner_var)[2]
         V2 = self._blocks(v)[2]
-        grad = torch.empty_like(inner_var) if want_grad else None
-        hv = torch.empty_like(inner_var) if want_hv else None
+        grad = hv = None
         dce = []
         Y = self._onehot("train", idx)
-        for k, (A, _, s, c) in enumerate(chunks):
+        for A, _, s, c in chunks:
             u, Z2 = self._forward(inner_var, A)
             P, R = self._residual(Z2, Y.narrow(0, *c))
             du, dZ2 = self._tangent(v, A, u, W2)
@@ -750,17 +609,17 @@ class MLPProblem(NetworkProblem):
             G2 = R.mul_(w)
             if want_grad:
                 G1 = self._mask(torch.mm(G2, W2.T), u)
-                self._backward_into(grad, inner_var, k == 0, A, u, G1, G2)
+                grad = self._backward(grad, inner_var, A, u, G1, G2)
             if want_hv:
                 PdZ = P * dZ2
                 dG2 = PdZ.sub_(P * PdZ.sum(dim=1, keepdim=True)).mul_(w)
                 dG1 = self._mask(torch.mm(dG2, W2.T).addmm_(G2, V2.T), u)
-                self._backward_into(hv, v, k == 0, A, u, dG1, dG2,
+                hv = self._backward(hv, v, A, u, dG1, dG2,
                                     extra=(du.T, G2))
         jv = None
         if want_jv:
             jv = self._x_direction(outer_var, idx, _cat(dce),
-                                   _cat([c[2] for c in chunks]), n)
+                                   _cat([c[2] for c in chunks]))
         return grad, hv, jv
 
     def hvp(self, inner_var, outer_var, v, idx=None):
@@ -778,35 +637,20 @@ class MLPProblem(NetworkProblem):
 
 def make_network_hyper_cleaning(model, X_train, y_train, X_val, y_val,
                                 X_test=None, y_test=None, hidden=300,
-                                activation="relu", ratio=0.5, reg=0.4,
-                                random_state=0, init_seed=0, n_classes=None,
-                                outer_init=-2.0, outer_scale=None,
-                                value_function=False, dtype=torch.float32,
-                                device="cpu"):
-    """Build a :class:`NetworkProblem` from raw features and clean labels,
-    as :func:`~benchmark_utils.problems.hyper_cleaning.make_hyper_cleaning`
-    does for the linear model (standardization with the training split's
-    statistics, corruption seeded by ``random_state``); ``init_seed``
-    seeds the network's start."""
-    check_interval(ratio, "ratio", 0, 1, closed="left")
-    y_train = np.asarray(y_train, dtype=np.int64)
-    if n_classes is None:
-        labels = [y_train, np.asarray(y_val)]
-        if y_test is not None:
-            labels.append(np.asarray(y_test))
-        n_classes = int(max(lab.max() for lab in labels)) + 1
+                                activation="relu", n_classes=None, **kwargs):
+    """A network problem (:class:`MLPProblem` for ``model="mlp"``, else
+    :class:`NetworkProblem`) from raw features and clean labels
+    (:meth:`~benchmark_utils.problems.cleaning.CleaningProblem.from_raw`:
+    ``ratio``, ``random_state``, and the problem's parameters, e.g.
+    ``init_seed``, which seeds the network's start)."""
+    labels = [y_train, y_val] + ([] if y_test is None else [y_test])
+    n_classes = check_classes([np.asarray(lab) for lab in labels],
+                              n_classes)
     module = make_network(model, np.shape(X_train)[1], n_classes, hidden,
                           activation)
-    noisy, mask = corrupt_labels(y_train, ratio, n_classes, random_state)
-    if X_test is None:
-        X_train, X_val = standardize(X_train, X_val)
-    else:
-        X_train, X_val, X_test = standardize(X_train, X_val, X_test)
-    problem_class = MLPProblem if model == "mlp" else NetworkProblem
-    problem = problem_class(
-        module, X_train, noisy, X_val, y_val, X_test, y_test, reg=reg,
-        n_classes=n_classes, corruption_mask=mask, outer_init=outer_init,
-        outer_scale=outer_scale, init_seed=init_seed,
-        value_function=value_function, dtype=dtype, device=device)
-    problem.clean_labels = torch.as_tensor(y_train, device=problem.device)
-    return problem
+    # (imported here: cnn.py builds on this module)
+    from benchmark_utils.problems.cnn import CNNProblem
+    problem_class = MLPProblem if model == "mlp" else CNNProblem
+    return problem_class.from_raw(X_train, y_train, X_val, y_val, X_test,
+                                  y_test, n_classes=n_classes, module=module,
+                                  **kwargs)

@@ -16,7 +16,9 @@ hyperparameter per feature, ``x`` in R^n_features) or column ``k``
 g is strongly convex in y for every x, so y*(x) and h(x) = f(x, y*(x)) exist.
 
 Starting point: ``x = outer_init`` (0 by default, i.e. a penalty
-1/2 ||W||^2) and ``W = 0`` (``inner_init="zero"``) or ``W = y*(x0)``
+1/2 ||W||^2; within +-log(largest float of the dtype), 88 in float32 and
+709 in float64: beyond, exp(x) overflows and the first gradient is already
+nan) and ``W = 0`` (``inner_init="zero"``) or ``W = y*(x0)``
 (``inner_init="solved"``: the inner problem solved at construction by
 :func:`~benchmark_utils.problems.implicit.solve_inner`, so that no solver's
 timed run pays for it and every solver starts from the same model).
@@ -49,6 +51,8 @@ entries, a batch of 64 posts touches about 4 k of its 130 k rows):
 and the hypergradient's conjugate gradient a diagonal preconditioner built
 from the diagonal of the full-batch Hessian.
 """
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -63,10 +67,12 @@ from benchmark_utils.problems.implicit import (
     warm_value_function,
 )
 from benchmark_utils.validation import (
+    check_bool,
     check_choice,
     check_device,
     check_dtype,
     check_finite,
+    check_interval,
 )
 
 PENALTIES = ("feature", "class")
@@ -152,8 +158,11 @@ class RegularizationProblem(BilevelProblem):
                  dtype=torch.float32, device="cpu"):
         check_choice(penalty, "penalty", PENALTIES)
         check_choice(inner_init, "inner_init", INNER_INITS)
-        outer_init = check_finite(outer_init, "outer_init")
         device, dtype = check_device(device), check_dtype(dtype)
+        bound = math.floor(math.log(torch.finfo(dtype).max))
+        outer_init = check_interval(check_finite(outer_init, "outer_init"),
+                                    "outer_init", -bound, bound,
+                                    closed="both")
         train_labels = np.asarray(y_train.cpu() if isinstance(
             y_train, torch.Tensor) else y_train).ravel()
         self.classes = np.unique(train_labels)
@@ -163,7 +172,8 @@ class RegularizationProblem(BilevelProblem):
         self.n_classes = len(self.classes)
         self.binary = self.n_classes == 2
         self.penalty = penalty
-        self.with_value_function = bool(value_function)
+        self.with_value_function = check_bool(value_function,
+                                              "value_function")
 
         splits = dict(train=(X_train, y_train), val=(X_val, y_val))
         if X_test is not None:

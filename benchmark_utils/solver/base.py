@@ -5,7 +5,17 @@ object holding the solver's variables) and ``step(state)`` (one iteration,
 updating ``state`` in place). The base class owns benchopt's callback loop,
 the minibatch samplers, the random generator, oracle counting and divergence
 detection.
+
+The loop logs a point (benchopt's callback, which evaluates the objective
+outside the solver's time) after the first iteration and then whenever the
+solver's ``work`` (``benchmark_utils/solver/counting.py``) has grown by the
+objective's ``log_ratio`` since the last logged point, so that every
+solver's curve has points at the same relative spacing in work. It stops
+at the objective's ``max_work`` budget, and checks benchopt's ``--timeout``
+deadline after every iteration, so that a run overruns it by at most one
+iteration (benchopt itself checks it only at logged points).
 """
+import math
 import os
 import sys
 import time
@@ -14,12 +24,13 @@ from types import SimpleNamespace
 import torch
 from benchopt import BaseSolver
 
-from benchmark_utils.batches import SAMPLINGS, BatchPartition, BatchSampler
+from benchmark_utils.batches import SAMPLINGS, BatchSampler
 from benchmark_utils.solver.compiled_step import CompiledStep
 from benchmark_utils.solver.counting import CountingProblem
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
 from benchmark_utils.validation import (
     check_batch_size,
+    check_bool,
     check_choice,
     check_positive,
     check_positive_int,
@@ -28,16 +39,15 @@ from benchmark_utils.validation import (
 #: Parameters every solver has; solvers list them in their ``parameters``.
 COMMON_PARAMETERS = {
     "batch_size": [64],
-    "eval_freq": [16],
     "random_state": [None],
     # "shuffle": a new random partition into batches at every epoch;
     # "blocks": fixed contiguous blocks read without a gather
     # (benchmark_utils.batches).
     "sampling": ["shuffle"],
     # True, on CPU: whole compiled iterations for the solvers with
-    # ``traceable_step`` (benchmark_utils/solver/compiled_step.py), else
-    # compiled minibatch oracles (benchmark_utils/problems/compiled.py),
-    # built in benchopt's warm-up; docs/SPEED.md measures them
+    # ``traceable_step`` (benchmark_utils/solver/compiled_step.py), built
+    # in benchopt's warm-up; other solvers run eagerly either way;
+    # docs/SPEED.md measures them
     "compile": [False],
 }
 
@@ -51,8 +61,15 @@ INTERRUPTED_HINT = (
 )
 
 
-#: Upper bound on the warm-up of compiled oracles and iterations (seconds).
+#: Upper bounds on the warm-up of compiled iterations: seconds, and
+#: iterations (a full-size iteration comes within a few unless nearly
+#: every iteration meets the smaller batch of an epoch: none is compiled
+#: then).
 WARM_UP_SECONDS = 120
+WARM_UP_ITERATIONS = 100
+#: Upper bound on the replay that finds a diverged run's first non-finite
+#: iteration (seconds, outside the solver's time).
+REPLAY_SECONDS = 60
 
 
 class State(SimpleNamespace):
@@ -76,7 +93,7 @@ class StochasticBilevelSolver(BaseSolver):
     traceable_step = False
     _compiled_step = None
 
-    def set_objective(self, problem):
+    def set_objective(self, problem, max_work=None, log_ratio=1.1):
         if problem.device.type == "cpu" and "OMP_NUM_THREADS" not in \
                 os.environ:
             # One thread unless asked otherwise: a minibatch step's products
@@ -85,45 +102,40 @@ class StochasticBilevelSolver(BaseSolver):
             # 10-100x slower per step on a busy 2-core machine).
             torch.set_num_threads(1)
         self.problem = problem
+        self.max_work = math.inf if max_work is None else max_work
+        self.log_ratio = log_ratio
         self.batch_size = check_batch_size(self.batch_size)
-        self.eval_freq = check_positive_int(self.eval_freq, "eval_freq")
         # (full-batch solvers do not list it: a class attribute would mask
         # benchopt's parameter, which it only sets when absent)
         self.sampling = check_choice(getattr(self, "sampling", "shuffle"),
                                      "sampling", SAMPLINGS)
         self.state = None
-        problem.compiled = check_choice(
-            getattr(self, "compile", False), "compile", [False, True]) \
-            and problem.device.type == "cpu"
-        self._compiled_step = (
-            CompiledStep(self) if problem.compiled and self.traceable_step
-            and getattr(problem, "traceable", False) else None)
+        compile_ = check_bool(getattr(self, "compile", False), "compile")
+        if not (compile_ and self.traceable_step
+                and problem.device.type == "cpu"):
+            self._compiled_step = None
+        elif self._compiled_step is None or \
+                self._compiled_step.problem is not problem:
+            # (benchopt's repetitions set the same problem again and warm
+            # up once: the compiled iteration is kept)
+            self._compiled_step = CompiledStep(self)
 
     def warm_up(self):
-        """With compiled oracles: run steps until every sampler has drawn a
-        whole epoch (a memory method's partitions: one batch of each size),
-        so that each batch shape, the smaller last batch included, has
-        compiled its kernels, and the compiled iterations too (on full-size
-        and on smaller batches), before benchopt starts its timer (at most
-        ``WARM_UP_SECONDS``). ``run`` starts afresh afterwards."""
-        if not self.problem.compiled:
+        """With compiled iterations: run iterations until the compiled one
+        is built (at the first iteration after the first whose batches all
+        have ``batch_size`` samples), or for at most
+        ``WARM_UP_ITERATIONS`` iterations or ``WARM_UP_SECONDS``. benchopt
+        calls it before the run, whose budget counts from its first logged
+        point (benchmark_utils/solver/stopping.py); ``run`` starts
+        afresh."""
+        step = self._compiled_step
+        if step is None:
             return
         self.reset()
-        samplers = (self.inner_batch, self.outer_batch)
-        # memory methods draw from fixed partitions: meet each size first
-        n_sizes = max([part.prime() for part in vars(self).values()
-                       if isinstance(part, BatchPartition)], default=1)
         deadline = time.perf_counter() + WARM_UP_SECONDS
-        while True:
+        while not step.ready and self.n_iter < WARM_UP_ITERATIONS \
+                and time.perf_counter() < deadline:
             self.next_iteration()
-            # (a sampler the solver does not call stays at 0 epochs; a
-            # compiled iteration compiles at the second one)
-            if (self.n_iter >= max(n_sizes, 2)
-                    and all(s.n_epochs != 1 for s in samplers)
-                    and (self._compiled_step is None
-                         or self._compiled_step.ready)) or \
-                    time.perf_counter() > deadline:
-                break
 
     def _seed(self):
         if self.random_state is not None:
@@ -143,6 +155,11 @@ class StochasticBilevelSolver(BaseSolver):
         self.n_iter = 0
         self.state = self.init_state()
 
+    def get_next(self, stop_val):
+        """benchopt's next logged callback: every call of the callback is
+        logged, the loop below deciding when to call it."""
+        return stop_val + 1
+
     def run(self, callback):
         try:
             self._run(callback)
@@ -152,21 +169,47 @@ class StochasticBilevelSolver(BaseSolver):
 
     def _run(self, callback):
         self.reset()
+        self._last_finite = 0  # the last logged iteration known finite
+        criterion = getattr(self, "_criterion", None)
         while callback():
-            for _ in range(self.eval_freq):
+            deadline = None if criterion is None else criterion._deadline
+            work = self.oracles.work
+            if work >= self.max_work:
+                break
+            next_log = work * self.log_ratio
+            while True:
                 self.next_iteration()
+                work = self.oracles.work
+                if work >= next_log or work >= self.max_work or (
+                        deadline is not None and time.time() >= deadline):
+                    break
             if self.problem.device.type == "cuda":
                 # Kernels are asynchronous: wait for them so that benchopt's
                 # timer charges the work to the solver.
                 torch.cuda.synchronize(self.problem.device)
             if not self._is_finite():
-                # Let benchopt log this point: the callback evaluates it now
-                # if it is due, else benchopt does after ``run`` returns
-                # (it skips that final evaluation when the previous call
-                # logged, so without this call a blow-up inside the first
-                # ``eval_freq`` iterations would end the run at its start).
+                # Log this point (benchopt's stopping criterion reports the
+                # divergence, asking first_non_finite for its iteration),
+                # then stop.
                 callback()
                 break
+            self._last_finite = self.n_iter
+
+    def first_non_finite(self):
+        """``(first, last)``: the iterations between which the reported
+        variables first became non-finite, found by replaying the run from
+        its start (the same seeds give the same iterates) with a check
+        after every iteration past the last logged finite one: ``first ==
+        last`` when found, else the logged bracket (a replay longer than
+        ``REPLAY_SECONDS``). Called after the run, outside its time."""
+        bad, known = self.n_iter, self._last_finite
+        deadline = time.perf_counter() + REPLAY_SECONDS
+        self.reset()
+        while self.n_iter < bad and time.perf_counter() < deadline:
+            self.next_iteration()
+            if self.n_iter > known and not self._is_finite():
+                return self.n_iter, self.n_iter
+        return known + 1, bad
 
     def _is_finite(self):
         return all(bool(torch.isfinite(v).all()) for v in self._result_vars())

@@ -4,7 +4,13 @@ A schedule is a function of the (outer) iteration counter k = 1, 2, ...
 returning the factor that multiplies a base step size (or multiplier
 increment, or regularization weight).
 """
-from benchmark_utils.validation import check_choice
+from benchmark_utils.validation import check_choice, check_interval
+
+#: Largest exponent of a user-set :func:`polynomial` schedule: 1 / k^10 is
+#: below 1e-30 after 1000 iterations, so a larger one only switches a term
+#: off sooner, and k^exponent overflows a float (an OverflowError in the
+#: middle of a run) from k = 2 once the exponent passes 1024.
+MAX_EXPONENT = 10.0
 
 #: Exponents of the ``"decreasing"`` schedule of F2SA (Kwon et al., ICML
 #: 2023, also used by the F2SA-Adam report's code): alpha_k = alpha /
@@ -28,6 +34,12 @@ def polynomial(exponent, offset=0):
     def schedule(k):
         return 1.0 / (k + offset) ** exponent
     return schedule
+
+
+def check_exponent(value, name):
+    """An exponent of :func:`polynomial` in (0, :data:`MAX_EXPONENT`],
+    returned as a float."""
+    return float(check_interval(value, name, 0, MAX_EXPONENT))
 
 
 def decreasing_or_constant(kind, exponents, name="schedule"):

@@ -19,7 +19,8 @@ batch) live in one table, concatenated in a single row, so that an update
 costs a handful of tensor operations whatever their number.
 
 STORM (Cutkosky & Orabona, NeurIPS 2019): :func:`storm_update`, a momentum
-estimate corrected by the same estimator at the previous point.
+estimate corrected by the same estimator at the previous point (MRBO and
+SUSTAIN apply it in :mod:`benchmark_utils.solver.storm`).
 SARAH / SPIDER (Nguyen et al., ICML 2017; Fang et al., NeurIPS 2018):
 :func:`sarah_update`, a running estimate moved by the difference of one
 estimator between two points, refreshed by a full pass every
@@ -190,33 +191,6 @@ def storm_update(d, g_new, g_old, momentum):
     if g_old is None or (not torch.is_tensor(momentum) and momentum == 1):
         return d.copy_(g_new)
     return d.sub_(g_old).mul_(1 - momentum).add_(g_new)
-
-
-def storm_hypergradient_update(oracles, state, batches, step, momentum):
-    """The STORM directions of MRBO and SUSTAIN, in place on ``state``.
-
-    ``state.d_y`` and ``state.d_x`` (None before the first call) track
-    grad_y g and the hypergradient estimate Phi; ``state.inner_var``,
-    ``state.outer_var`` are the current point and ``state.y_prev``,
-    ``state.x_prev`` the previous one. Both points are evaluated on the one
-    draw ``batches`` (:func:`hypergradient_estimates`); the first call
-    stores the plain estimates, later calls apply :func:`storm_update`
-    (the previous point is not evaluated when ``momentum`` is 1).
-    """
-    point = (state.inner_var, state.outer_var)
-    first = state.d_y is None
-    points = [point]
-    if not first and momentum < 1:
-        points.append((state.y_prev, state.x_prev))
-    estimates = hypergradient_estimates(oracles, points, batches, step)
-    grad_y_g, phi = estimates[0]
-    if first:
-        # (d_y is then updated in place: it must own its storage)
-        state.d_y, state.d_x = grad_y_g.clone(), phi
-        return
-    old_y, old_x = estimates[1] if momentum < 1 else (None, None)
-    storm_update(state.d_y, grad_y_g, old_y, momentum)
-    storm_update(state.d_x, phi, old_x, momentum)
 
 
 def sarah_update(d, g_new, g_old):
