@@ -66,6 +66,7 @@ from benchmark_utils.problems.implicit import (
     solve_inner,
     warm_value_function,
 )
+from benchmark_utils.threads import default_thread_count
 from benchmark_utils.validation import (
     check_bool,
     check_choice,
@@ -202,14 +203,17 @@ class RegularizationProblem(BilevelProblem):
         if self.dim_inner * self.inner_var0.element_size() >= \
                 KEEP_MEMORY_BYTES and self.device.type == "cpu":
             keep_freed_memory()
-        # at construction, so that no solver's timed run pays for them
-        self.inner_hessian_bound()
         self.inner_init = inner_init
-        if inner_init == "solved":
-            y0, self.inner_init_grad_norm = solve_inner(
-                self, self.outer_var0, tol=inner_tol)
-            self.inner_var0 = y0
-            self._y_star = y0.clone()
+        # at construction, so that no solver's timed run pays for them; on
+        # the CPU with one thread, as the solvers run (benchmark_utils/
+        # threads.py: two threads stalled on a busy machine)
+        with default_thread_count():
+            self.inner_hessian_bound()
+            if inner_init == "solved":
+                y0, self.inner_init_grad_norm = solve_inner(
+                    self, self.outer_var0, tol=inner_tol)
+                self.inner_var0 = y0
+                self._y_star = y0.clone()
 
     # -- helpers --------------------------------------------------------------
     def _w(self, inner_var):
