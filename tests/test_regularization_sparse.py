@@ -290,3 +290,46 @@ def test_soba_iterates_match_the_formulas(make_solver, sampling, n_classes,
     torch.testing.assert_close(state.inner_var, y, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(state.v, v, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(state.outer_var, x, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12),
+                                        (torch.float32, 1e-5)])
+@pytest.mark.parametrize("n_classes, penalty", CASES)
+def test_sparse_minibatch_oracles_equal_autograd(n_classes, penalty, dtype,
+                                                 tol):
+    """The closed forms on a sparse minibatch (scipy's kernels on the CPU)
+    against autograd's derivatives of the same batch's loss g, on a dense
+    copy of the data, in float64 and in the data sets' float32."""
+    (X, y_train), (Xv, yv), _ = _data(n_classes)
+    problem = RegularizationProblem(sp.csr_matrix(X), y_train,
+                                    sp.csr_matrix(Xv), yv, penalty=penalty,
+                                    dtype=dtype)
+    assert problem.splits["train"].design.host is not None
+    Xd = torch.from_numpy(X).to(dtype)
+    targets = torch.from_numpy(y_train)
+    k = 1 if n_classes == 2 else n_classes
+    axis = 1 if penalty == "feature" else 0
+    idx = BATCHES["repeated"]
+
+    def g(y, x):
+        Z = Xd[idx] @ y.view(-1, k)
+        if k == 1:
+            data = (torch.nn.functional.softplus(Z[:, 0])
+                    - targets[idx].to(dtype) * Z[:, 0]).mean()
+        else:
+            data = torch.nn.functional.cross_entropy(Z, targets[idx])
+        return data + 0.5 * (x.exp() * (y.view(-1, k) ** 2).sum(axis)).sum()
+
+    y, x, v = (t.to(dtype) for t in _point(problem, seed=7))
+    y_, x_ = y.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    grad_y, = torch.autograd.grad(g(y_, x_), y_, create_graph=True)
+    hv, jv = torch.autograd.grad(grad_y @ v, (y_, x_))
+
+    def close(got, want):
+        torch.testing.assert_close(got, want.detach(), rtol=tol, atol=tol)
+    close(problem.grad_inner_y(y, x, idx), grad_y)
+    close(problem.hvp(y, x, v, idx), hv)
+    close(problem.cross(y, x, v, idx), jv)
+    for got, want in zip(problem.inner_oracles(y, x, v, idx),
+                         (grad_y, hv, jv)):
+        close(got, want)
