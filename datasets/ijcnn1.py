@@ -94,7 +94,7 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     Inner-Only reaches y*(x0) in 9 Newton steps, and StocBiO and
     Implicit-GD end 10 s runs at the same h(x) as from y*(x0); SOBA, with
     its small inner step, ends at h = 0.1575 from W = 0 against 0.1413
-    from y*(x0) (docs/DATA.md).
+    from y*(x0) (docs/STARTING_POINTS.md).
     """
 
     name = "ijcnn1"

@@ -63,7 +63,7 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     -12: h = 0.372 after 6 steps).
 
     W starts at y*(x0) (``inner_init="solved"``, the default: the inner
-    problem solved when the data are loaded, about 5 s, outside every
+    problem solved when the data are loaded, about 4 s, outside every
     solver's time, the same start for every solver on a given data draw) or
     at 0 (``"zero"``). From W = 0, 60 s runs spend their time training W
     (validation loss 2.996 -> 2.856 for SOBA, 2.316 for StocBiO, 0.837 for
@@ -72,7 +72,8 @@ class Dataset(KeyedOnDataFiles, BaseDataset):
     steps (its patience on the validation loss) at 0.684, with
     ||grad_y g|| = 2e-3, short of y*(x0). From y*(x0) every solver starts on
     that line and the comparison is about moving x (full-batch StocBiO:
-    0.633 -> 0.621 in 60 s, test accuracy 0.759 -> 0.769); docs/DATA.md.
+    0.633 -> 0.621 in 60 s, test accuracy 0.759 -> 0.769); see
+    docs/STARTING_POINTS.md.
 
     ``value_function`` (h(x) with a warm-started full-batch Newton-CG solve)
     is off by default: a cold solve at x0 takes about 4-5 s, a warm one
