@@ -6,6 +6,7 @@ from benchopt import BaseObjective
 from benchmark_utils.output_file import keep_results_apart
 from benchmark_utils.provenance import code_digest
 from benchmark_utils.solver.counting import work
+from benchmark_utils.threads import default_thread_count
 from benchmark_utils.validation import check_positive
 
 # two runs with the same --output must not write one file
@@ -60,9 +61,11 @@ class Objective(BaseObjective):
         self.problem = problem
         self._exact = problem.strongly_convex
         # y*(x0), the warm start of every run's first exact solve, so that
-        # a run's metrics do not depend on the runs before it
-        self._y_star0 = (problem.inner_solution(problem.outer_var0)
-                         if self._exact else None)
+        # a run's metrics do not depend on the runs before it (with the
+        # solvers' thread count: benchmark_utils/threads.py)
+        with default_thread_count():
+            self._y_star0 = (problem.inner_solution(problem.outer_var0)
+                             if self._exact else None)
         self._y_star = self._y_star0
         # Metric names, so that a diverged run reports the same columns.
         x0 = problem.outer_var0

@@ -126,7 +126,7 @@ def test_ijcnn1_foreign_test_label_names_the_file(tmp_path, ijcnn1_lines,
                  _relabel(5, b"0"))
     monkeypatch.setenv("BENCHOPT_DATA_HOME", str(data_home))
     dataset = _dataset_module("ijcnn1").Dataset.get_instance(
-        penalty="feature", split="contiguous", random_state=0,
+        penalty="feature", split="contiguous", random_state=None,
         outer_init=-8.5, value_function=False, dtype="float32", device="cpu")
     with pytest.raises(DataContentError, match="'ijcnn1.t.bz2'") as info:
         dataset.get_data()

@@ -215,3 +215,29 @@ def test_cuda_matches_cpu(layout):
             _close(g.cpu(), expected)
     assert gpu.metrics(y.cuda(), x.cuda()) == pytest.approx(
         cpu.metrics(y, x))
+
+
+@pytest.mark.parametrize("layout", ["dense", "scipy"])
+def test_solved_inner_start(layout):
+    zero = _problem(3, "feature", layout, outer_init=-1.0)
+    solved = _problem(3, "feature", layout, outer_init=-1.0,
+                      inner_init="solved", inner_tol=1e-10)
+    assert not zero.inner_var0.any()
+    x0 = solved.outer_var0
+    assert torch.equal(x0, zero.outer_var0)
+    # y*(x0): the full inner gradient vanishes there, and nowhere near 0
+    assert float(solved.grad_inner_y(solved.inner_var0, x0).norm()) < 1e-9
+    assert float(zero.grad_inner_y(zero.inner_var0, x0).norm()) > 1e-2
+    assert solved.inner_init_grad_norm < 1e-9
+    # the value function's first solve starts from it: h(x0) = f(x0, y0)
+    value, _ = solved.value_function(x0, tol=1e-10)
+    assert value == pytest.approx(
+        float(solved.outer(solved.inner_var0, x0)), rel=1e-9)
+    assert value == pytest.approx(zero.value_function(x0, tol=1e-10)[0],
+                                  rel=1e-7)
+
+
+def test_invalid_inner_init():
+    X, y, Xv, yv, _, _ = _random_data(3)
+    with pytest.raises(ValueError, match="inner_init.*'zero', 'solved'"):
+        RegularizationProblem(X, y, Xv, yv, inner_init="warm")

@@ -283,11 +283,23 @@ def test_download_news20_checks_before_moving(tmp_path, small_facts):
 def test_split_indices_are_disjoint():
     ijcnn1 = _dataset_module("ijcnn1")
     for split in ("contiguous", "random"):
-        train, val = ijcnn1.train_val_indices(49990, split, random_state=1)
+        train, val = ijcnn1.train_val_indices(49990, split, seed=1)
         assert (len(train), len(val)) == (35000, 14990)
         assert not np.intersect1d(train, val).size
-    train, val = ijcnn1.train_val_indices(49990)
+    train, val = ijcnn1.train_val_indices(49990, "contiguous")
     assert train[-1] == 34999 and val[0] == 35000
+    # "window", the default: a seeded window of consecutive rows, and no
+    # training row within LAG rows of it (they share lagged values)
+    starts = set()
+    for seed in range(5):
+        train, val = ijcnn1.train_val_indices(49990, seed=seed)
+        assert len(val) == 14990 and (np.diff(val) == 1).all()
+        gap = np.abs(train[:, None] - val[[0, -1]][None, :]).min()
+        assert gap > ijcnn1.LAG and not np.intersect1d(train, val).size
+        assert 35000 - 2 * ijcnn1.LAG <= len(train) <= 35000
+        assert np.union1d(train, val).size + 2 * ijcnn1.LAG >= 49990
+        starts.add(int(val[0]))
+    assert len(starts) > 1  # the seed moves the window
     train, val = _dataset_module("news20").train_val_indices(11314, 3)
     assert (len(train), len(val)) == (5657, 5657)
     assert not np.intersect1d(train, val).size
@@ -313,7 +325,7 @@ def test_real_ijcnn1():
     assert set(np.unique(y)) == {-1, 1} and set(np.unique(y_test)) == {-1, 1}
     assert X.min() >= -1 and X.max() <= 1
     dataset = _dataset_module("ijcnn1").Dataset.get_instance(
-        penalty="feature", split="contiguous", random_state=0,
+        penalty="feature", split="contiguous", random_state=None,
         outer_init=0.0, value_function=True, dtype="float32", device="cpu")
     problem = dataset.get_data()["problem"]
     assert (problem.n_inner, problem.n_outer) == (35000, 14990)

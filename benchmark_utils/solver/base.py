@@ -16,7 +16,6 @@ deadline after every iteration, so that a run overruns it by at most one
 iteration (benchopt itself checks it only at logged points).
 """
 import math
-import os
 import sys
 import time
 from types import SimpleNamespace
@@ -28,6 +27,7 @@ from benchmark_utils.batches import SAMPLINGS, BatchSampler
 from benchmark_utils.solver.compiled_step import CompiledStep
 from benchmark_utils.solver.counting import CountingProblem
 from benchmark_utils.solver.stopping import KeepDivergedCriterion
+from benchmark_utils.threads import use_default_threads
 from benchmark_utils.validation import (
     check_batch_size,
     check_bool,
@@ -94,13 +94,8 @@ class StochasticBilevelSolver(BaseSolver):
     _compiled_step = None
 
     def set_objective(self, problem, max_work=None, log_ratio=1.1):
-        if problem.device.type == "cpu" and "OMP_NUM_THREADS" not in \
-                os.environ:
-            # One thread unless asked otherwise: a minibatch step's products
-            # are too small to gain from a second thread, and when another
-            # process holds a core, two-thread OpenMP kernels stall (measured
-            # 10-100x slower per step on a busy 2-core machine).
-            torch.set_num_threads(1)
+        if problem.device.type == "cpu":
+            use_default_threads()  # one (benchmark_utils/threads.py)
         self.problem = problem
         self.max_work = math.inf if max_work is None else max_work
         self.log_ratio = log_ratio
