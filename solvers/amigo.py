@@ -45,7 +45,7 @@ class Solver(StochasticBilevelSolver):
     name = "AmIGO"
     parameters = {
         "step_size": [0.1],       # beta
-        "outer_ratio": [0.3],     # alpha / beta
+        "outer_ratio": [1.0],     # alpha / beta
         "n_inner_steps": [10],    # T
         "n_v_steps": [None],      # N; None: T
         "v_step": [None],         # eta; None: beta

@@ -43,9 +43,9 @@ paper's text):
   n_inner_steps; z and y warm-started; y0 = z0 = inner_var0.
 - Defaults: T = 10, mu1 = mu2 = theta = 0.1, tau 0.05, decay 1, tau_decay
   0.2, barrier_floor 3e-3, chosen on the simulated problem (full batch,
-  relative ||grad h||; tau 0.1 or floor 1e-3 diverge there); step_size 0.1
-  and outer_ratio 0.1, chosen on the validation loss by
-  ``experiments/grid_defaults.yml``.
+  relative ||grad h||; tau 0.1 or floor 1e-3 diverge there); step_size and
+  outer_ratio: the tuning protocol's choice on embedded-MNIST
+  hyper-cleaning (docs/TUNING.md, ``experiments/tuned/mnist_embedded.yml``).
 
 Oracle calls per iteration: T gradients (z) + 2 T gradients (y: grad_y g,
 grad_y f) + 3 gradients (x), plus function values g_i (not counted as
@@ -71,8 +71,8 @@ class Solver(StochasticBilevelSolver):
     name = "BVFIM"
     reported_inner = "z"
     parameters = {
-        "step_size": [0.1],       # s1 = s2
-        "outer_ratio": [0.1],     # alpha / step_size
+        "step_size": [0.03],       # s1 = s2
+        "outer_ratio": [3.0],     # alpha / step_size
         "n_inner_steps": [10],    # T_z = T_y
         "mu1": [0.1],
         "mu2": [0.1],

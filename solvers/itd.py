@@ -73,7 +73,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "ITD"
     parameters = {
-        "step_size": [0.3],       # beta
+        "step_size": [0.9],       # beta
         "outer_ratio": [1.0],     # alpha / beta
         "n_inner_steps": [10],    # T
         "warm_start": [True],

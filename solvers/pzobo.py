@@ -61,7 +61,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "PZOBO"
     parameters = {
-        "step_size": [0.3],       # beta
+        "step_size": [0.9],       # beta
         "outer_ratio": [1.0],     # alpha / beta
         "mu": [0.1],              # finite-difference radius
         "n_inner_steps": [10],    # T

@@ -32,8 +32,8 @@ class Solver(StochasticBilevelSolver):
 
     name = "SOBA"
     parameters = {
-        "step_size": [0.03],   # rho
-        "outer_ratio": [0.3],  # gamma / rho
+        "step_size": [0.1],   # rho
+        "outer_ratio": [1.0],  # gamma / rho
         **COMMON_PARAMETERS,
     }
     traceable_step = True

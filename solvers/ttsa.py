@@ -76,7 +76,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "TTSA"
     parameters = {
-        "step_size": [0.3],        # beta
+        "step_size": [0.9],        # beta
         "outer_ratio": [1.0],      # alpha / beta
         "n_neumann_steps": [10],   # Q
         "neumann_step": [None],    # eta; None: 1 / L (see above)
