@@ -62,7 +62,7 @@ class Solver(StochasticBilevelSolver):
     name = "AID-CG"
     parameters = {
         "step_size": [0.3],       # beta
-        "outer_ratio": [27.0],     # alpha / beta
+        "outer_ratio": [3.0],     # alpha / beta
         "n_inner_steps": [10],    # D
         "n_cg_steps": [10],       # N
         "warm_start_v": [True],

@@ -44,7 +44,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "AmIGO"
     parameters = {
-        "step_size": [0.1],       # beta
+        "step_size": [0.03],       # beta
         "outer_ratio": [1.0],     # alpha / beta
         "n_inner_steps": [10],    # T
         "n_v_steps": [None],      # N; None: T

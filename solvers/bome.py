@@ -88,8 +88,8 @@ class Solver(StochasticBilevelSolver):
     name = "BOME"
     reported_inner = "z"
     parameters = {
-        "step_size": [0.3],       # beta
-        "outer_ratio": [27.0],     # gamma / beta
+        "step_size": [0.1],       # beta
+        "outer_ratio": [1.0],     # gamma / beta
         "eta": [0.5],
         "n_inner_steps": [10],    # T
         "phi": ["grad_norm"],

@@ -71,8 +71,8 @@ class Solver(StochasticBilevelSolver):
 
     name = "BSA"
     parameters = {
-        "step_size": [0.3],        # beta
-        "outer_ratio": [9.0],      # alpha / beta
+        "step_size": [0.9],        # beta
+        "outer_ratio": [1.0],      # alpha / beta
         "n_inner_steps": [10],     # T
         "n_neumann_steps": [10],   # Q
         "neumann_step": [None],    # eta; None: 1 / L (see above)

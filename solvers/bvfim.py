@@ -44,8 +44,9 @@ paper's text):
 - Defaults: T = 10, mu1 = mu2 = theta = 0.1, tau 0.05, decay 1, tau_decay
   0.2, barrier_floor 3e-3, chosen on the simulated problem (full batch,
   relative ||grad h||; tau 0.1 or floor 1e-3 diverge there); step_size and
-  outer_ratio: the tuning protocol's choice on embedded-MNIST
-  hyper-cleaning (docs/TUNING.md, ``experiments/tuned/mnist_embedded.yml``).
+  outer_ratio: the tuning protocol's choice
+  across the problems it tuned (docs/TUNING.md,
+  ``experiments/tuned/defaults.csv``).
 
 Oracle calls per iteration: T gradients (z) + 2 T gradients (y: grad_y g,
 grad_y f) + 3 gradients (x), plus function values g_i (not counted as
@@ -71,8 +72,8 @@ class Solver(StochasticBilevelSolver):
     name = "BVFIM"
     reported_inner = "z"
     parameters = {
-        "step_size": [0.03],       # s1 = s2
-        "outer_ratio": [3.0],     # alpha / step_size
+        "step_size": [0.01],       # s1 = s2
+        "outer_ratio": [1.0],     # alpha / step_size
         "n_inner_steps": [10],    # T_z = T_y
         "mu1": [0.1],
         "mu2": [0.1],

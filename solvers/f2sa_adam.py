@@ -34,9 +34,9 @@ Choices the report leaves open:
   alpha.
 - y0 = z0 = the problem's inner_var0, x0 = outer_var0.
 - Defaults: the report's Table 3 (delta 0.1, beta1 0.9, beta2 0.99);
-  step_size and outer_ratio: the tuning protocol's choice on
-  embedded-MNIST hyper-cleaning (docs/TUNING.md,
-  ``experiments/tuned/mnist_embedded.yml``).
+  step_size and outer_ratio: the tuning protocol's choice
+  across the problems it tuned (docs/TUNING.md,
+  ``experiments/tuned/defaults.csv``).
 
 Oracle calls per iteration: 3 T + 3 gradients, as F2SA.
 """

@@ -57,7 +57,7 @@ class Solver(StochasticBilevelSolver):
     name = "FSLA"
     parameters = {
         "step_size": [0.3],     # tau
-        "outer_ratio": [1.0],   # alpha / tau
+        "outer_ratio": [0.3],   # alpha / tau
         "hia_step": [None],     # beta; None: beta = tau
         "momentum": [0.5],      # eta
         "schedule": ["sqrt"],   # or "constant"

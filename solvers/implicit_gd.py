@@ -24,7 +24,7 @@ class Solver(StochasticBilevelSolver):
 
     name = "Implicit-GD"
     parameters = {
-        "step_size": [10.0],
+        "step_size": [0.3],
         "inner_tol": [1e-10],
         "cg_tol": [1e-10],
         "batch_size": ["full"],

@@ -50,8 +50,8 @@ class Solver(StochasticBilevelSolver):
 
     name = "SABA"
     parameters = {
-        "step_size": [0.03],    # rho
-        "outer_ratio": [1.0],  # gamma / rho
+        "step_size": [0.1],    # rho
+        "outer_ratio": [0.3],  # gamma / rho
         **COMMON_PARAMETERS,
     }
     test_config = {"batch_size": 16}

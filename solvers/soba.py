@@ -33,7 +33,7 @@ class Solver(StochasticBilevelSolver):
     name = "SOBA"
     parameters = {
         "step_size": [0.1],   # rho
-        "outer_ratio": [1.0],  # gamma / rho
+        "outer_ratio": [0.3],  # gamma / rho
         **COMMON_PARAMETERS,
     }
     traceable_step = True

@@ -56,8 +56,8 @@ class Solver(StochasticBilevelSolver):
 
     name = "SRBA"
     parameters = {
-        "step_size": [0.03],      # rho
-        "outer_ratio": [3.0],    # gamma / rho
+        "step_size": [0.1],      # rho
+        "outer_ratio": [0.3],    # gamma / rho
         "period_frac": [0.5],    # q, see above
         "v_radius": [None],      # projection radius of v; None: none
         **COMMON_PARAMETERS,

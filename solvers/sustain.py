@@ -71,7 +71,7 @@ class Solver(StochasticBilevelSolver):
     name = "SUSTAIN"
     parameters = {
         "step_size": [0.3],         # beta
-        "outer_ratio": [3.0],       # alpha / beta
+        "outer_ratio": [1.0],       # alpha / beta
         "momentum": [0.5],          # m
         "n_neumann_steps": [10],    # Q
         "neumann_step": [None],     # eta; None: 1 / L (see above)

@@ -74,7 +74,7 @@ class Solver(StochasticBilevelSolver):
     name = "VRBO"
     parameters = {
         "step_size": [0.3],        # beta
-        "outer_ratio": [9.0],      # alpha / beta
+        "outer_ratio": [3.0],      # alpha / beta
         "n_inner_steps": [10],     # m
         "n_neumann_steps": [10],   # Q
         "neumann_step": [None],    # eta; None: 1 / L (see above)
