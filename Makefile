@@ -61,9 +61,13 @@ benchmark: setup
 	benchopt run . --config experiments/quickstart.yml --no-display
 	$(PYTHON) -m benchmark_utils.analysis.offline_page --open outputs
 
+# pytest on 2 processes (pytest-xdist); the files whose tests share an
+# expensive fixture (a benchopt run, a browser) run whole on one of them
+# (tests/conftest.py, SHARED_FIXTURE_FILES).
 test: setup-test
 	$(VENV)/bin/ruff check .
-	$(PYTHON) -m pytest tests -p no:benchmark -p no:cacheprovider -q
+	$(PYTHON) -m pytest tests -n 2 --dist loadgroup -p no:benchmark \
+	  -p no:cacheprovider -q
 	benchopt test . --skip-install -p no:benchmark -p no:cacheprovider -q
 
 clean:

@@ -74,11 +74,14 @@ class Solver(StochasticBilevelSolver):
     #: n_iter iterations; minibatches of 16 on one, where the mean gap
     #: h(x) - h* must fall below gap_ratio of its start
     convergence_config = {
-        # T = 30 steps of 1.5, Q = 10 directions, alpha = 0.15
+        # T = 30 steps of 1.5, Q = 10 directions, alpha = 0.15. From 100
+        # iterations on, ||grad h|| / bound only fluctuates (0.2 to 0.7 up
+        # to 400 iterations on the three instances): the random directions
+        # keep it from falling further.
         "full_batch": {"params": dict(step_size=1.5, outer_ratio=0.1,
                                       n_inner_steps=30, n_directions=10,
                                       mu=0.1),
-                       "n_iter": 400},
+                       "n_iter": 200},
         # the replays share the main run's batches
         "minibatch": {"params": dict(step_size=0.3, outer_ratio=0.3,
                                      n_inner_steps=10, n_directions=10,

@@ -47,7 +47,7 @@ def test_benchopt_run_on_dataset(name, bench, tmp_path):
     cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT),
            "-d", DATASETS[name], "-s", "Implicit-GD[step_size=1.0]",
            "-s", "SOBA", "-n", "3", "-r", "1", "--timeout", "120",
-           "--no-plot", "--output", output.stem]
+           "--no-plot", "--no-cache", "--output", output.stem]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
                           env=env, timeout=600)
