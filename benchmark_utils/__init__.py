@@ -17,6 +17,9 @@ Foundations (used by every layer)
                      their checks, the problem built from raw splits
     ``output_file``  benchopt's results file written under a name no
                      other run holds (two runs with one ``--output``)
+    ``seeding``      a data set's seed: its own, or the repetition's
+    ``threads``      one torch thread while problems are built and
+                     solved
 
 ``data/``: files and loaders
     ``files``        data and cache folders, missing-file and content
@@ -76,4 +79,12 @@ Foundations (used by every layer)
     ``results``      time to target, median curves, how runs ended
     ``plots``        what the custom plots of ``plots/`` share
     ``tuning``       the validation-only tuning CLI
+    ``protocol``     the tuning protocol: one grid, schedule and work
+                     budget for every solver (``experiments/tuned/``)
+    ``defaults``     one setting per solver across the tuned problems
+    ``ranking``      targets per data draw, work to target, the
+                     performance profile
+    ``figures``      per-problem figures and the profile's
+    ``regenerate``   tuning, runs, figures and ranking in one command
+    ``offline_page`` benchopt's HTML page with its scripts inlined
 """
