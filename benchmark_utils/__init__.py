@@ -20,6 +20,8 @@ Foundations (used by every layer)
     ``seeding``      a data set's seed: its own, or the repetition's
     ``threads``      one torch thread while problems are built and
                      solved
+    ``memory``       reuse of freed memory for problems whose vectors
+                     take megabytes
 
 ``data/``: files and loaders
     ``files``        data and cache folders, missing-file and content
