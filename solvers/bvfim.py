@@ -90,12 +90,15 @@ class Solver(StochasticBilevelSolver):
     #: h(x) - h* must fall below gap_ratio of its start
     convergence_config = {
         # tau_k = 0.05 / k^0.1 decays slowly, so that the weight stays large
-        "full_batch": {"params": dict(tau_decay=0.1, outer_ratio=0.04),
+        # (step_size 0.1: a step of the tuning grid, larger than the
+        # default, so that 4000 iterations suffice)
+        "full_batch": {"params": dict(step_size=0.1, tau_decay=0.1,
+                                      outer_ratio=0.04),
                        "n_iter": 4000},
         # a larger floor and tau keep the barrier weight tau_k / floor, and
         # so the noise of weight * (grad_x g(y) - grad_x g(z)), small
-        "minibatch": {"params": dict(barrier_floor=3e-2, tau=0.1,
-                                     outer_ratio=0.1),
+        "minibatch": {"params": dict(step_size=0.1, barrier_floor=3e-2,
+                                     tau=0.1, outer_ratio=0.1),
                       "n_iter": 500, "gap_ratio": 0.2},
     }
 
