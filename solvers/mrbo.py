@@ -45,12 +45,11 @@ Oracle calls per iteration: 2 ``grad_outer``, 2 fused ``inner_oracles``
 d_y, d_x, y', x' (2 inner + 2 outer dimensions), plus two transient
 Neumann chains.
 """
-from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     StochasticBilevelSolver,
 )
-from benchmark_utils.solver.bias import truncation_bias
+from benchmark_utils.solver.bias import neumann_series_bias
 from benchmark_utils.solver.storm import storm_iteration, storm_start
 from benchmark_utils.solver.variance_reduction import (
     draw_hypergradient_batches,
@@ -105,6 +104,4 @@ class Solver(StochasticBilevelSolver):
         terms misses J (I - eta H)^(Q+1) H^{-1} grad_y f of grad h
         (``bias.truncation_bias``; eta the ``neumann_step``, Q
         ``n_neumann_steps``)."""
-        return truncation_bias(problem, self.get_result()["outer_var"],
-                               neumann_step(problem, self.neumann_step),
-                               self.n_neumann_steps + 1)
+        return neumann_series_bias(self, problem, extra_terms=1)

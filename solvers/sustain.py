@@ -52,12 +52,11 @@ Oracle calls per iteration: 2 ``grad_outer``, 2 fused ``inner_oracles``
 k = 1). Memory: d_y, d_x, y', x' (2 inner + 2 outer dimensions), plus two
 transient Neumann chains.
 """
-from benchmark_utils.problems.implicit import neumann_step
 from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     StochasticBilevelSolver,
 )
-from benchmark_utils.solver.bias import truncation_bias
+from benchmark_utils.solver.bias import neumann_series_bias
 from benchmark_utils.solver.storm import storm_iteration, storm_start
 from benchmark_utils.solver.variance_reduction import (
     draw_hypergradient_batches,
@@ -117,6 +116,4 @@ class Solver(StochasticBilevelSolver):
         J (I - eta H)^Q H^{-1} grad_y f of grad h (``bias.truncation_bias``;
         eta the ``neumann_step``, Q ``n_neumann_steps``). The iterates stay
         random through p around it (the test's ``allowance``)."""
-        return truncation_bias(problem, self.get_result()["outer_var"],
-                               neumann_step(problem, self.neumann_step),
-                               self.n_neumann_steps)
+        return neumann_series_bias(self, problem)

@@ -57,7 +57,7 @@ from benchmark_utils.solver.base import (
     COMMON_PARAMETERS,
     StochasticBilevelSolver,
 )
-from benchmark_utils.solver.bias import truncation_bias
+from benchmark_utils.solver.bias import neumann_series_bias
 from benchmark_utils.solver.schedules import constant, polynomial
 from benchmark_utils.validation import (
     check_choice,
@@ -146,6 +146,4 @@ class Solver(StochasticBilevelSolver):
         J (I - eta H)^Q H^{-1} grad_y f of grad h (``bias.truncation_bias``;
         eta the ``neumann_step``, Q ``n_neumann_steps``). The iterates stay
         random through p around it (the test's ``allowance``)."""
-        return truncation_bias(problem, self.get_result()["outer_var"],
-                               neumann_step(problem, self.neumann_step),
-                               self.n_neumann_steps)
+        return neumann_series_bias(self, problem)

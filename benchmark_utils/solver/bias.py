@@ -14,6 +14,8 @@ bound (docs/solver_template.py shows the declarations).
 """
 import torch
 
+from benchmark_utils.problems.implicit import neumann_step
+
 
 def relative_norm(problem, vector):
     """||vector|| / ||grad h(x0)||."""
@@ -41,6 +43,16 @@ def truncation_bias(problem, outer_var, step, n_terms):
     missed = problem.cross(y, x, rest @ torch.linalg.solve(
         hess, problem.grad_outer_y(y, x)))
     return relative_norm(problem, missed)
+
+
+def neumann_series_bias(solver, problem, extra_terms=0):
+    """:func:`truncation_bias` at a solver's final x for its Neumann series
+    of ``n_neumann_steps + extra_terms`` terms of step ``neumann_step``
+    (None: 1 / L). For a randomly truncated series (BSA, TTSA, SUSTAIN) it
+    is the bias of the series' mean over the truncation."""
+    return truncation_bias(problem, solver.get_result()["outer_var"],
+                           neumann_step(problem, solver.neumann_step),
+                           solver.n_neumann_steps + extra_terms)
 
 
 def neumann_bias(problem, outer_var, step, n_terms):
